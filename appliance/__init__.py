@@ -1,0 +1,1 @@
+"""The appliance runtime: configuration, services, store, web status page."""

@@ -1,0 +1,122 @@
+"""The typed settings of appliance.toml; each backend validates its own options (`type = "..."`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from drivers.modbus.registers import ByteOrder, DataType, Point, RegisterMap, Table
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class Settings(BaseModel):
+    """Base of every section: unknown keys are errors and TOML types are taken as they are."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT (port 0-65535, 0 = any free port), got {value!r}")
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _lenient(kind: type) -> Any:
+    """An enum field that accepts its string value from TOML."""
+    return Annotated[kind, Field(strict=False)]
+
+
+class DeviceIdentity(Settings):
+    """Who this box is; on a device the image's first boot provisions it."""
+
+    id: Annotated[str, Field(pattern=NAME_PATTERN)] = "appliance"
+    name: str = ""
+
+
+class HttpSettings(Settings):
+    """The local status page and JSON API."""
+
+    listen: HostPort = "127.0.0.1:8080"
+
+
+class StoreSettings(Settings):
+    """The local SQLite store under the data directory."""
+
+    path: Annotated[str, Field(min_length=1)] = "appliance.db"
+    commit_interval_ms: Annotated[int, Field(ge=1, le=60_000)] = 200
+    batch_max: Annotated[int, Field(ge=1, le=100_000)] = 2000
+
+
+class RegisterSettings(Settings):
+    """One value in a device's register map."""
+
+    channel: Annotated[str, Field(pattern=NAME_PATTERN)]
+    table: _lenient(Table)
+    address: Annotated[int, Field(ge=0, le=65535)]
+    datatype: _lenient(DataType) = DataType.UINT16
+    byte_order: _lenient(ByteOrder) = ByteOrder.BIG
+    word_order: _lenient(ByteOrder) = ByteOrder.BIG
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+
+    @model_validator(mode="after")
+    def _fits(self) -> RegisterSettings:
+        if self.table.is_bits and self.datatype not in (DataType.BOOL, DataType.UINT16):
+            raise ValueError(f"a {self.table} is one bit: datatype must be 'bool', not {self.datatype!r}")
+        if self.address + self.point().count > 65536:
+            raise ValueError(f"{self.datatype} at address {self.address} runs past register 65535")
+        return self
+
+    def point(self) -> Point:
+        datatype = DataType.BOOL if self.table.is_bits else self.datatype
+        return Point(self.channel, self.table, self.address, datatype, self.byte_order, self.word_order,
+                     self.scale, self.offset, self.unit)
+
+
+class ModbusTcpDeviceSettings(Settings):
+    """A Modbus TCP unit polled on an interval."""
+
+    type: Literal["modbus_tcp"]
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 502
+    unit: Annotated[int, Field(ge=0, le=255)] = 1
+    poll_interval_s: Annotated[float, Field(ge=0.01, le=3600)] = 1.0
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    max_gap: Annotated[int, Field(ge=0, le=124)] = 8
+    registers: Annotated[list[RegisterSettings], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModbusTcpDeviceSettings:
+        self.register_map()  # raises ValueError on duplicate channels and overlaps
+        return self
+
+    def register_map(self) -> RegisterMap:
+        return RegisterMap.of(r.point() for r in self.registers)
+
+
+# One member today; serial and RTU devices join this union as their drivers land.
+DeviceSettings = Annotated[ModbusTcpDeviceSettings, Field(discriminator="type")]
+
+
+class ApplianceConfig(Settings):
+    """The whole appliance.toml."""
+
+    device: DeviceIdentity = DeviceIdentity()
+    http: HttpSettings = HttpSettings()
+    store: StoreSettings = StoreSettings()
+    devices: dict[Annotated[str, Field(pattern=NAME_PATTERN)], DeviceSettings] = {}
+    # Owned and validated by the bench (`bench sim --config`): when present, `appliance run`
+    # starts that simulated world beside the runtime.
+    bench: dict[str, Any] | None = None

@@ -1,0 +1,83 @@
+"""The service contract: built from config, start(), stop(), status(); a failing run is restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """A long-running part of the appliance.
+
+    Subclasses override `open()`/`close()` for resources held while started and `run()` for their
+    main loop. A `run()` that raises is logged, counted and restarted with exponential backoff; it
+    never takes the process down. `status()` is what the status page and /metrics show.
+    """
+
+    name: str = "service"
+    backoff_initial_s = 0.5
+    backoff_max_s = 30.0
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.started_at: float | None = None
+
+    async def open(self) -> None:
+        """Acquire what the service needs; an exception here fails start()."""
+
+    async def run(self) -> None:
+        """The main loop; services without one return at once."""
+
+    async def close(self) -> None:
+        """Release what open() acquired; must not raise."""
+
+    def details(self) -> dict[str, Any]:
+        """Service-specific status fields."""
+        return {}
+
+    async def start(self) -> None:
+        await self.open()
+        self.started_at = time.monotonic()
+        self._task = asyncio.create_task(self._supervise(), name=f"service:{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.close()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def status(self) -> dict[str, Any]:
+        return {"running": self.running, "restarts": self.restarts, "last_error": self.last_error,
+                **self.details()}
+
+    async def _supervise(self) -> None:
+        delay = self.backoff_initial_s
+        while True:
+            began = time.monotonic()
+            try:
+                await self.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.restarts += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if time.monotonic() - began > 10 * self.backoff_max_s:
+                    delay = self.backoff_initial_s  # it ran well for a long while: start backoff afresh
+                log.error("%s failed (%s); restart %d in %.1f s", self.name, self.last_error,
+                          self.restarts, delay, exc_info=log.isEnabledFor(logging.DEBUG))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max_s)

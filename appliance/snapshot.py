@@ -1,0 +1,26 @@
+"""The latest state of every sensor channel, as the status page and API show it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from appliance.records import Reading
+
+
+class SensorSnapshot:
+    """Latest reading per channel, kept in the order channels first appeared."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, Reading] = {}
+
+    def update(self, readings: Sequence[Reading]) -> None:
+        for reading in readings:
+            self._latest[reading.sensor_id] = reading
+
+    def sensors(self) -> list[dict[str, Any]]:
+        return [
+            {"id": r.sensor_id, "device": r.device, "channel": r.channel, "value": r.value, "unit": r.unit,
+             "ts": r.ts, "quality": str(r.quality)}
+            for r in self._latest.values()
+        ]

@@ -1,0 +1,59 @@
+"""The store's schema, created and migrated by numbered steps tracked in PRAGMA user_version."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlite_utils
+
+log = logging.getLogger(__name__)
+
+# Each step is plain SQL run in one transaction together with its user_version bump, so a crash
+# mid-migration leaves the previous version intact. Append new steps; never edit a released one.
+MIGRATIONS: list[str] = [
+    # 1: readings. Channel names are stored once; a reading row is then four numbers, which keeps
+    # the bytes written per reading (and SD card wear) small.
+    """
+    CREATE TABLE channels (
+        id INTEGER PRIMARY KEY,
+        device TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        unit TEXT NOT NULL DEFAULT '',
+        UNIQUE (device, channel)
+    );
+    CREATE TABLE readings (
+        id INTEGER PRIMARY KEY,
+        channel_id INTEGER NOT NULL REFERENCES channels(id),
+        ts REAL NOT NULL,
+        value REAL,
+        quality INTEGER NOT NULL
+    );
+    CREATE INDEX readings_channel_ts ON readings (channel_id, ts);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer release; refusing to touch it."""
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Bring the schema to SCHEMA_VERSION; returns the version found. Needs an autocommit connection."""
+    found = schema_version(db)
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNew(f"database schema is version {found}; this release knows up to {SCHEMA_VERSION}")
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        script = f"BEGIN IMMEDIATE; {MIGRATIONS[version - 1]}; PRAGMA user_version = {version}; COMMIT;"
+        try:
+            db.conn.executescript(script)
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.rollback()
+            raise
+        log.info("store schema migrated to version %d", version)
+    return found

@@ -1,0 +1,105 @@
+"""Serves the status page and the JSON API with Starlette on uvicorn, inside the runtime's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from appliance.service import Service
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+StatusSource = Callable[[], dict[str, Any]]
+
+
+def build_app(status: StatusSource) -> Starlette:
+    """The ASGI app; `status` builds the /api/v1/status document on each request."""
+
+    async def page(_: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def api_status(_: Request) -> Response:
+        return JSONResponse(status(), headers={"Cache-Control": "no-store"})
+
+    return Starlette(routes=[Route("/", page), Route("/api/v1/status", api_status)])
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the runtime owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, bound now so a busy port is an error at start, not later."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class WebServer(Service):
+    """The HTTP service; `url` is known once it has started."""
+
+    name = "web"
+
+    def __init__(self, host: str, port: int, status: StatusSource) -> None:
+        super().__init__()
+        self.host, self.port = host, port
+        self.app = build_app(status)
+        self._socket: socket.socket | None = None
+        self._server: _QuietServer | None = None
+        self.url = ""
+
+    async def open(self) -> None:
+        self._socket = bind(self.host, self.port)
+        bound_host, bound_port = self._socket.getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.url = f"http://{shown}:{bound_port}/"
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=1)
+        self._server = _QuietServer(config)
+
+    async def run(self) -> None:
+        assert self._server is not None and self._socket is not None
+        await self._server.serve(sockets=[self._socket])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wait_stopped(), timeout=1.5)
+        await super().stop()
+
+    async def _wait_stopped(self) -> None:
+        while self.running:
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def details(self) -> dict[str, Any]:
+        return {"url": self.url}

@@ -1,0 +1,1 @@
+"""The world around the box: simulated field devices and everything else the appliance talks to."""

@@ -1,0 +1,89 @@
+"""The simulated world's settings: the `[bench]` table of a config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# The bench reuses only the appliance's config-file plumbing (reading TOML, wording errors),
+# never its protocol code, so it stays an independent peer of every protocol the box speaks.
+from appliance.config.errors import describe
+from appliance.config.loader import ConfigError, read_toml
+from bench.signals import Signal
+
+WORDS = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4, "bool": 1}
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SimRegister(_Settings):
+    """One value a simulated slave serves, encoded as a real device would."""
+
+    table: Literal["coil", "discrete_input", "holding", "input"]
+    address: Annotated[int, Field(ge=0, le=65535)]
+    datatype: Literal["bool", "int16", "uint16", "int32", "uint32", "float32", "float64"] = "uint16"
+    byte_order: Literal["big", "little"] = "big"
+    word_order: Literal["big", "little"] = "big"
+    scale: float = 1.0
+    offset: float = 0.0
+    signal: Signal
+
+    @property
+    def is_bit(self) -> bool:
+        return self.table in ("coil", "discrete_input")
+
+    @property
+    def words(self) -> int:
+        return 1 if self.is_bit else WORDS[self.datatype]
+
+    @model_validator(mode="after")
+    def _fits(self) -> SimRegister:
+        if self.scale == 0:
+            raise ValueError("scale must not be 0")
+        if self.is_bit and self.datatype != "bool":
+            raise ValueError(f"a {self.table} is one bit: datatype must be 'bool'")
+        if not self.is_bit and self.datatype == "bool":
+            raise ValueError(f"'bool' is for coils and discrete inputs, not {self.table} registers")
+        if self.address + self.words > 65536:
+            raise ValueError(f"{self.datatype} at address {self.address} runs past register 65535")
+        return self
+
+
+class ModbusTcpSlave(_Settings):
+    """A Modbus TCP device on loopback."""
+
+    name: Annotated[str, Field(min_length=1)]
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)]
+    unit: Annotated[int, Field(ge=1, le=247)] = 1
+    registers: Annotated[list[SimRegister], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> ModbusTcpSlave:
+        for table in ("coil", "discrete_input", "holding", "input"):
+            spans = sorted((r.address, r.address + r.words) for r in self.registers if r.table == table)
+            for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+                if start < end:
+                    raise ValueError(f"two registers overlap in the {table} table at address {start}")
+        return self
+
+
+class BenchConfig(_Settings):
+    """Everything `bench sim` starts."""
+
+    modbus_tcp: list[ModbusTcpSlave] = []
+
+
+def load_bench_config(path: Path) -> BenchConfig:
+    """The `[bench]` table of `path`, or ConfigError with one `FILE: key.path: problem` per mistake."""
+    raw = read_toml(path)
+    if "bench" not in raw:
+        raise ConfigError([f"{path}: bench: missing (the simulated world is described under [bench])"])
+    try:
+        return BenchConfig.model_validate(raw["bench"])
+    except ValidationError as exc:
+        raise ConfigError([f"{path}: bench.{line}" for line in describe(exc, raw["bench"])]) from None

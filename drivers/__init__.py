@@ -1,0 +1,1 @@
+"""Field protocols: Modbus, serial line sensors and camera frame sources."""

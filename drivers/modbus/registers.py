@@ -1,0 +1,131 @@
+"""Register maps: where a device keeps each value and how to turn its registers into engineering units."""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+class Table(enum.StrEnum):
+    """The four Modbus data tables."""
+
+    COIL = "coil"
+    DISCRETE_INPUT = "discrete_input"
+    HOLDING = "holding"
+    INPUT = "input"
+
+    @property
+    def is_bits(self) -> bool:
+        return self in (Table.COIL, Table.DISCRETE_INPUT)
+
+
+class DataType(enum.StrEnum):
+    """How many registers a value takes and how its bits are read."""
+
+    BOOL = "bool"
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+
+    @property
+    def registers(self) -> int:
+        return _LAYOUT[self][1]
+
+
+class ByteOrder(enum.StrEnum):
+    """Order of bytes inside a register, or of registers inside a value ("word order")."""
+
+    BIG = "big"
+    LITTLE = "little"
+
+
+# struct format character and register count for each type
+_LAYOUT: dict[DataType, tuple[str, int]] = {
+    DataType.BOOL: ("", 1),
+    DataType.INT16: ("h", 1),
+    DataType.UINT16: ("H", 1),
+    DataType.INT32: ("i", 2),
+    DataType.UINT32: ("I", 2),
+    DataType.FLOAT32: ("f", 2),
+    DataType.FLOAT64: ("d", 4),
+}
+
+
+class DecodeError(ValueError):
+    """Registers that cannot be turned into a value (wrong count, out of range)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One named value in a device's register map."""
+
+    channel: str
+    table: Table
+    address: int
+    datatype: DataType = DataType.UINT16
+    byte_order: ByteOrder = ByteOrder.BIG
+    word_order: ByteOrder = ByteOrder.BIG
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+
+    @property
+    def count(self) -> int:
+        """Registers (or bits, for coils and discrete inputs) this point occupies."""
+        return 1 if self.table.is_bits else self.datatype.registers
+
+    @property
+    def end(self) -> int:
+        return self.address + self.count
+
+    def decode(self, words: Sequence[int] | Sequence[bool]) -> float:
+        """Engineering value from this point's registers (or its single bit)."""
+        if len(words) != self.count:
+            raise DecodeError(f"{self.channel}: expected {self.count} register(s), got {len(words)}")
+        if self.table.is_bits or self.datatype is DataType.BOOL:
+            raw: float = 1.0 if words[0] else 0.0
+        else:
+            raw = _unpack(self.datatype, words, self.byte_order, self.word_order)
+        return raw * self.scale + self.offset
+
+
+def _unpack(datatype: DataType, words: Sequence[int] | Sequence[bool], byte_order: ByteOrder,
+            word_order: ByteOrder) -> float:
+    for word in words:
+        if not 0 <= int(word) <= 0xFFFF:
+            raise DecodeError(f"register value {word} is not a 16-bit word")
+    ordered = list(words) if word_order is ByteOrder.BIG else list(reversed(words))
+    data = b"".join(int(w).to_bytes(2, "big" if byte_order is ByteOrder.BIG else "little") for w in ordered)
+    value: float = struct.unpack(">" + _LAYOUT[datatype][0], data)[0]
+    return value
+
+
+@dataclass(frozen=True)
+class RegisterMap:
+    """All points of one device, checked for overlaps and duplicate channel names."""
+
+    points: tuple[Point, ...]
+
+    def __post_init__(self) -> None:
+        seen: dict[str, Point] = {}
+        for point in self.points:
+            if point.channel in seen:
+                raise ValueError(f"channel {point.channel!r} is defined twice")
+            seen[point.channel] = point
+        for table in Table:
+            spans = sorted((p.address, p.end, p.channel) for p in self.points if p.table is table)
+            for (_, end, name), (start, _, other) in zip(spans, spans[1:], strict=False):
+                if start < end:
+                    raise ValueError(f"{other!r} overlaps {name!r} in the {table} table at address {start}")
+
+    @classmethod
+    def of(cls, points: Iterable[Point]) -> RegisterMap:
+        return cls(tuple(points))
+
+    def in_table(self, table: Table) -> list[Point]:
+        return sorted((p for p in self.points if p.table is table), key=lambda p: p.address)

@@ -1,0 +1,1 @@
+"""What the hardware is and how to talk to it: boards, accelerators, GPIO lines, watchdogs."""

@@ -1,0 +1,158 @@
+"""Shared fixtures: free loopback ports, config files, and a real `appliance run` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bench_config(sim_port: int, http_port: int = 0, poll_interval_s: float = 0.1) -> str:
+    """A small appliance + bench config on the given loopback ports."""
+    return textwrap.dedent(f"""
+        [device]
+        id = "test-box"
+
+        [http]
+        listen = "127.0.0.1:{http_port}"
+
+        [store]
+        commit_interval_ms = 50
+
+        [devices.line]
+        type = "modbus_tcp"
+        host = "127.0.0.1"
+        port = {sim_port}
+        poll_interval_s = {poll_interval_s}
+        timeout_s = 0.5
+
+        [[devices.line.registers]]
+        channel = "temperature"
+        table = "input"
+        address = 0
+        datatype = "float32"
+        unit = "degC"
+
+        [[devices.line.registers]]
+        channel = "setpoint"
+        table = "holding"
+        address = 10
+        datatype = "int16"
+        scale = 0.5
+        unit = "degC"
+
+        [[bench.modbus_tcp]]
+        name = "line"
+        port = {sim_port}
+
+        [[bench.modbus_tcp.registers]]
+        table = "input"
+        address = 0
+        datatype = "float32"
+        signal = {{ type = "sine", mean = 20.0, amplitude = 5.0, period_s = 3.0 }}
+
+        [[bench.modbus_tcp.registers]]
+        table = "holding"
+        address = 10
+        datatype = "int16"
+        scale = 0.5
+        signal = {{ type = "constant", value = 42.5 }}
+    """)
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+@dataclass
+class ApplianceProcess:
+    """A real `appliance run` child process and what it printed."""
+
+    proc: subprocess.Popen[str]
+    data_dir: Path
+    url: str = ""
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+
+    def status(self) -> Any:
+        return get_json(self.url + "api/v1/status")
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status()
+            if predicate(status):
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout} s; last status: {status}")
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def start_appliance(config: Path, data_dir: Path, *extra: str, ready: bool = True) -> ApplianceProcess:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "run", "--config", str(config), "--data-dir", str(data_dir), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    app = ApplianceProcess(proc, data_dir)
+    assert proc.stderr is not None and proc.stdout is not None
+    threading.Thread(target=lambda: app.stderr.extend(proc.stderr), daemon=True).start()  # type: ignore[arg-type]
+    if not ready:
+        return app
+    deadline = time.monotonic() + 30
+    for line in proc.stdout:
+        app.stdout.append(line)
+        if line.startswith("status page: "):
+            app.url = line.split(": ", 1)[1].strip()
+            break
+        if time.monotonic() > deadline:
+            break
+    if not app.url:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"appliance did not start: {app.stdout} {''.join(app.stderr)}")
+    threading.Thread(target=lambda: app.stdout.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
+    return app
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "appliance.toml"
+    path.write_text(bench_config(free_port()))
+    return path
+
+
+@pytest.fixture
+def appliance(config_file: Path, tmp_path: Path) -> Iterator[ApplianceProcess]:
+    app = start_appliance(config_file, tmp_path / "data")
+    yield app
+    if app.proc.poll() is None:
+        app.proc.kill()
+        app.proc.wait()
