@@ -27,11 +27,21 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the appliance")
-    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                     help="appliance.toml (default: the embedded examples/bench.toml)")
-    run.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                     help="where the store lives (default: $APPLIANCE_DATA_DIR or ./data)")
-    run.add_argument("--http", metavar="HOST:PORT", help="serve the status page here instead of [http] listen")
+    run.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="appliance.toml (default: the embedded examples/bench.toml)",
+    )
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="where the store lives (default: $APPLIANCE_DATA_DIR or ./data)",
+    )
+    run.add_argument(
+        "--http", metavar="HOST:PORT", help="serve the status page here instead of [http] listen"
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     check = commands.add_parser("check-config", help="validate a config file; exit 2 on errors")
@@ -73,11 +83,17 @@ def _raw_or_empty(path: Path) -> dict[str, object]:
 
 def _check_bench(path: Path) -> list[str]:
     """The [bench] table belongs to the bench; ask it, as a separate program, what it thinks."""
-    result = subprocess.run([sys.executable, "-m", "bench", "sim", "--check", "--config", str(path)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "sim", "--check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode == 0:
         return []
-    return result.stderr.strip().splitlines() or [f"{path}: bench: check failed with code {result.returncode}"]
+    return result.stderr.strip().splitlines() or [
+        f"{path}: bench: check failed with code {result.returncode}"
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,8 +107,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--http: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we log failures ourselves, once
     runtime = Runtime(config, args.config.resolve(), args.data_dir, args.http)
     try:

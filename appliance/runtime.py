@@ -62,8 +62,9 @@ class LoopMonitor(Service):
 class Runtime:
     """The whole appliance process."""
 
-    def __init__(self, config: ApplianceConfig, config_path: Path, data_dir: Path,
-                 listen: str | None = None) -> None:
+    def __init__(
+        self, config: ApplianceConfig, config_path: Path, data_dir: Path, listen: str | None = None
+    ) -> None:
         self.config = config
         self.started = time.monotonic()
         self.snapshot = SensorSnapshot()
@@ -72,8 +73,9 @@ class Runtime:
         self.web = WebServer(host, port, self.status)
         self.loop_monitor = LoopMonitor()
         world = [BenchWorld(config_path)] if config.bench is not None else []
-        pollers = [ModbusPoller(device_id, settings, self.publish)
-                   for device_id, settings in config.devices.items()]
+        pollers = [
+            ModbusPoller(device_id, settings, self.publish) for device_id, settings in config.devices.items()
+        ]
         # Start order: the simulated world before anything polls it, the store before anything writes.
         self.services: list[Service] = [*world, self.loop_monitor, self.store, *pollers, self.web]
         self._started: list[Service] = []
@@ -88,7 +90,11 @@ class Runtime:
             "uptime_s": round(time.monotonic() - self.started, 3),
             "sensors": self.snapshot.sensors(),
             "services": {s.name: s.status() for s in self.services},
-            "runtime": {"version": _version(), "pid": os.getpid(), "loop_lag_ms": round(self.loop_monitor.lag_ms, 3)},
+            "runtime": {
+                "version": _version(),
+                "pid": os.getpid(),
+                "loop_lag_ms": round(self.loop_monitor.lag_ms, 3),
+            },
         }
 
     async def start(self) -> None:

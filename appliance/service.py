@@ -60,8 +60,12 @@ class Service:
         return self._task is not None and not self._task.done()
 
     def status(self) -> dict[str, Any]:
-        return {"running": self.running, "restarts": self.restarts, "last_error": self.last_error,
-                **self.details()}
+        return {
+            "running": self.running,
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+            **self.details(),
+        }
 
     async def _supervise(self) -> None:
         delay = self.backoff_initial_s
@@ -77,7 +81,13 @@ class Service:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 if time.monotonic() - began > 10 * self.backoff_max_s:
                     delay = self.backoff_initial_s  # it ran well for a long while: start backoff afresh
-                log.error("%s failed (%s); restart %d in %.1f s", self.name, self.last_error,
-                          self.restarts, delay, exc_info=log.isEnabledFor(logging.DEBUG))
+                log.error(
+                    "%s failed (%s); restart %d in %.1f s",
+                    self.name,
+                    self.last_error,
+                    self.restarts,
+                    delay,
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_max_s)

@@ -20,7 +20,14 @@ class SensorSnapshot:
 
     def sensors(self) -> list[dict[str, Any]]:
         return [
-            {"id": r.sensor_id, "device": r.device, "channel": r.channel, "value": r.value, "unit": r.unit,
-             "ts": r.ts, "quality": str(r.quality)}
+            {
+                "id": r.sensor_id,
+                "device": r.device,
+                "channel": r.channel,
+                "value": r.value,
+                "unit": r.unit,
+                "ts": r.ts,
+                "quality": str(r.quality),
+            }
             for r in self._latest.values()
         ]

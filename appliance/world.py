@@ -77,8 +77,15 @@ class BenchWorld(Service):
 
     async def _spawn(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench", "sim", "--config", str(self.config_path),
-            stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            sys.executable,
+            "-m",
+            "bench",
+            "sim",
+            "--config",
+            str(self.config_path),
+            stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
             # its own process group: Ctrl-C at a terminal reaches the appliance, which stops it in order
             start_new_session=True,
         )

@@ -17,14 +17,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     sim = commands.add_parser("sim", help="start the simulated world on its own")
-    sim.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                     help="file whose [bench] table describes the world (default: examples/bench.toml)")
+    sim.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="file whose [bench] table describes the world (default: examples/bench.toml)",
+    )
     sim.add_argument("--check", action="store_true", help="only validate the [bench] table; exit 2 on errors")
     sim.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s bench %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s bench %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # it logs every client disconnect
     try:
         config = load_bench_config(args.config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -66,7 +67,7 @@ class ModbusTcpSlave(_Settings):
     def _no_overlap(self) -> ModbusTcpSlave:
         for table in ("coil", "discrete_input", "holding", "input"):
             spans = sorted((r.address, r.address + r.words) for r in self.registers if r.table == table)
-            for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+            for (_, end), (start, _) in itertools.pairwise(spans):
                 if start < end:
                     raise ValueError(f"two registers overlap in the {table} table at address {start}")
         return self

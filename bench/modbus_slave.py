@@ -18,12 +18,26 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from bench.config import ModbusTcpSlave, SimRegister
 
-_TABLE_BY_FUNCTION = {1: "coil", 5: "coil", 15: "coil", 2: "discrete_input",
-                      3: "holding", 6: "holding", 16: "holding", 22: "holding", 23: "holding", 4: "input"}
+_TABLE_BY_FUNCTION = {
+    1: "coil",
+    5: "coil",
+    15: "coil",
+    2: "discrete_input",
+    3: "holding",
+    6: "holding",
+    16: "holding",
+    22: "holding",
+    23: "holding",
+    4: "input",
+}
 _TABLES = ("coil", "discrete_input", "holding", "input")
 _STRUCT = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "float32": "f", "float64": "d"}
-_RANGE = {"int16": (-(2**15), 2**15 - 1), "uint16": (0, 2**16 - 1),
-          "int32": (-(2**31), 2**31 - 1), "uint32": (0, 2**32 - 1)}
+_RANGE = {
+    "int16": (-(2**15), 2**15 - 1),
+    "uint16": (0, 2**16 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+}
 
 
 def encode(register: SimRegister, value: float) -> list[int]:
@@ -38,8 +52,7 @@ def encode(register: SimRegister, value: float) -> list[int]:
     words = [data[i : i + 2] for i in range(0, len(data), 2)]
     if register.word_order == "little":
         words.reverse()
-    order = "big" if register.byte_order == "big" else "little"
-    return [int.from_bytes(w, order) for w in words]
+    return [int.from_bytes(w, register.byte_order) for w in words]
 
 
 class SimulatedSlave:
@@ -60,14 +73,24 @@ class SimulatedSlave:
                 # pymodbus needs every table to be non-empty; park unused ones at the top of the map
                 block = block or [SimData(65520, values=[False] * 16, datatype=DataType.BITS)]
             else:
-                block = [SimData(r.address, count=r.words, values=0, datatype=DataType.REGISTERS) for r in regs]
+                block = [
+                    SimData(r.address, count=r.words, values=0, datatype=DataType.REGISTERS) for r in regs
+                ]
                 block = block or [SimData(65535, datatype=DataType.INVALID)]
             blocks.append(block)
-        return SimDevice(self.settings.unit, simdata=(blocks[0], blocks[1], blocks[2], blocks[3]),
-                         action=self._action)
+        return SimDevice(
+            self.settings.unit, simdata=(blocks[0], blocks[1], blocks[2], blocks[3]), action=self._action
+        )
 
-    async def _action(self, function_code: int, start: int, address: int, count: int,
-                      registers: list[int], set_values: Sequence[int] | Sequence[bool] | None) -> ExcCodes | None:
+    async def _action(
+        self,
+        function_code: int,
+        start: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: Sequence[int] | Sequence[bool] | None,
+    ) -> ExcCodes | None:
         table = _TABLE_BY_FUNCTION.get(function_code)
         if table is None:
             return ExcCodes.ILLEGAL_FUNCTION
@@ -92,7 +115,7 @@ class SimulatedSlave:
         await self.server.serve_forever(background=True)
 
     async def shutdown(self) -> None:
-        await self.server.shutdown()
+        await self.server.shutdown()  # type: ignore[no-untyped-call]
 
     @property
     def address(self) -> tuple[str, int]:

@@ -24,8 +24,10 @@ async def run_world(config: BenchConfig) -> None:
     try:
         for slave in slaves:
             host, port = slave.address
-            print(f"modbus_tcp {slave.settings.name} listening on {host}:{port} unit {slave.settings.unit}",
-                  flush=True)
+            print(
+                f"modbus_tcp {slave.settings.name} listening on {host}:{port} unit {slave.settings.unit}",
+                flush=True,
+            )
         print(READY, flush=True)
         await stop.wait()
     finally:

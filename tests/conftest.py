@@ -95,6 +95,7 @@ class ApplianceProcess:
     url: str = ""
     stdout: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
+    readers: list[threading.Thread] = field(default_factory=list)
 
     def status(self) -> Any:
         return get_json(self.url + "api/v1/status")
@@ -110,20 +111,61 @@ class ApplianceProcess:
             time.sleep(0.05)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        """Send `sig`, wait for the exit and for everything it printed; returns the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        self.close()
+        return code
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for an exit the process chose itself; returns the exit code."""
+        code = self.proc.wait(timeout)
+        self.close()
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for reader in self.readers:
+            reader.join(5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.stderr)
+
+    def read_in_background(self, stream: Any, into: list[str]) -> None:
+        reader = threading.Thread(target=lambda: into.extend(stream), daemon=True)
+        reader.start()
+        self.readers.append(reader)
 
 
 def start_appliance(config: Path, data_dir: Path, *extra: str, ready: bool = True) -> ApplianceProcess:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "run", "--config", str(config), "--data-dir", str(data_dir), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "run",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(data_dir),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     app = ApplianceProcess(proc, data_dir)
     assert proc.stderr is not None and proc.stdout is not None
-    threading.Thread(target=lambda: app.stderr.extend(proc.stderr), daemon=True).start()  # type: ignore[arg-type]
+    app.read_in_background(proc.stderr, app.stderr)
     if not ready:
         return app
     deadline = time.monotonic() + 30
@@ -135,10 +177,9 @@ def start_appliance(config: Path, data_dir: Path, *extra: str, ready: bool = Tru
         if time.monotonic() > deadline:
             break
     if not app.url:
-        proc.kill()
-        proc.wait()
-        raise AssertionError(f"appliance did not start: {app.stdout} {''.join(app.stderr)}")
-    threading.Thread(target=lambda: app.stdout.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
+        app.close()
+        raise AssertionError(f"appliance did not start: {app.stdout} {app.output}")
+    app.read_in_background(proc.stdout, app.stdout)
     return app
 
 
@@ -153,6 +194,4 @@ def config_file(tmp_path: Path) -> Path:
 def appliance(config_file: Path, tmp_path: Path) -> Iterator[ApplianceProcess]:
     app = start_appliance(config_file, tmp_path / "data")
     yield app
-    if app.proc.poll() is None:
-        app.proc.kill()
-        app.proc.wait()
+    app.close()

@@ -32,9 +32,10 @@ def split_host_port(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _lenient(kind: type) -> Any:
-    """An enum field that accepts its string value from TOML."""
-    return Annotated[kind, Field(strict=False)]
+# Enum fields take their string value from TOML (strict mode alone would want the enum object).
+TableField = Annotated[Table, Field(strict=False)]
+DataTypeField = Annotated[DataType, Field(strict=False)]
+OrderField = Annotated[ByteOrder, Field(strict=False)]
 
 
 class DeviceIdentity(Settings):
@@ -62,11 +63,11 @@ class RegisterSettings(Settings):
     """One value in a device's register map."""
 
     channel: Annotated[str, Field(pattern=NAME_PATTERN)]
-    table: _lenient(Table)
+    table: TableField
     address: Annotated[int, Field(ge=0, le=65535)]
-    datatype: _lenient(DataType) = DataType.UINT16
-    byte_order: _lenient(ByteOrder) = ByteOrder.BIG
-    word_order: _lenient(ByteOrder) = ByteOrder.BIG
+    datatype: DataTypeField = DataType.UINT16
+    byte_order: OrderField = ByteOrder.BIG
+    word_order: OrderField = ByteOrder.BIG
     scale: float = 1.0
     offset: float = 0.0
     unit: str = ""
@@ -81,8 +82,17 @@ class RegisterSettings(Settings):
 
     def point(self) -> Point:
         datatype = DataType.BOOL if self.table.is_bits else self.datatype
-        return Point(self.channel, self.table, self.address, datatype, self.byte_order, self.word_order,
-                     self.scale, self.offset, self.unit)
+        return Point(
+            self.channel,
+            self.table,
+            self.address,
+            datatype,
+            self.byte_order,
+            self.word_order,
+            self.scale,
+            self.offset,
+            self.unit,
+        )
 
 
 class ModbusTcpDeviceSettings(Settings):

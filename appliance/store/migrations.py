@@ -42,11 +42,16 @@ def schema_version(db: sqlite_utils.Database) -> int:
     return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(db: sqlite_utils.Database) -> int:
-    """Bring the schema to SCHEMA_VERSION; returns the version found. Needs an autocommit connection."""
+def check_not_newer(db: sqlite_utils.Database) -> None:
     found = schema_version(db)
     if found > SCHEMA_VERSION:
         raise SchemaTooNew(f"database schema is version {found}; this release knows up to {SCHEMA_VERSION}")
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Bring the schema to SCHEMA_VERSION; returns the version found. Needs an autocommit connection."""
+    check_not_newer(db)
+    found = schema_version(db)
     for version in range(found + 1, SCHEMA_VERSION + 1):
         script = f"BEGIN IMMEDIATE; {MIGRATIONS[version - 1]}; PRAGMA user_version = {version}; COMMIT;"
         try:

@@ -23,23 +23,26 @@ import sqlite_utils
 from appliance.config.models import StoreSettings
 from appliance.records import Quality, Reading
 from appliance.service import Service
-from appliance.store.migrations import migrate, schema_version
+from appliance.store.migrations import check_not_newer, migrate, schema_version
 
 log = logging.getLogger(__name__)
 
 QUALITY_CODES = {Quality.OK: 0, Quality.STALE: 1, Quality.ERROR: 2}
 MAX_PENDING_BATCHES = 10_000  # when full, new readings are dropped and counted (the poller never blocks)
-_STOP = object()
 
 
 def connect(path: Path) -> sqlite_utils.Database:
     """An autocommit connection with the store's pragmas, schema migrated."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    db = sqlite_utils.Database(conn)
-    migrate(db)
+    db = sqlite_utils.Database(sqlite3.connect(path, isolation_level=None, check_same_thread=False))
+    try:
+        check_not_newer(db)  # before any pragma: a newer release's file is left exactly as it was
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        migrate(db)
+    except BaseException:
+        db.conn.close()
+        raise
     return db
 
 
@@ -52,7 +55,7 @@ class Store(Service):
         super().__init__()
         self.settings = settings
         self.path = data_dir / settings.path
-        self._queue: queue.Queue[object] = queue.Queue(MAX_PENDING_BATCHES)
+        self._queue: queue.Queue[Sequence[Reading] | None] = queue.Queue(MAX_PENDING_BATCHES)  # None: stop
         self._thread: threading.Thread | None = None
         self._db: sqlite_utils.Database | None = None
         self._channel_ids: dict[tuple[str, str], int] = {}
@@ -71,7 +74,7 @@ class Store(Service):
 
     async def close(self) -> None:
         if self._thread is not None:
-            self._queue.put(_STOP)
+            self._queue.put(None)
             await asyncio.to_thread(self._thread.join)
             self._thread = None
         if self._db is not None:
@@ -103,19 +106,19 @@ class Store(Service):
         stopping = False
         while not stopping:
             first = self._queue.get()
-            if first is _STOP:
+            if first is None:
                 break
-            batch: list[Reading] = list(first)  # type: ignore[call-overload]
+            batch = list(first)
             deadline = time.monotonic() + interval
             while len(batch) < self.settings.batch_max:
                 try:
                     item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-                if item is _STOP:
+                if item is None:
                     stopping = True
                     break
-                batch.extend(item)  # type: ignore[call-overload]
+                batch.extend(item)
             self._commit_until_done(batch, stopping)
 
     def _commit_until_done(self, batch: list[Reading], stopping: bool) -> None:
@@ -138,10 +141,10 @@ class Store(Service):
         began = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            rows = [
-                (self._channel_id(conn, r), r.ts, r.value, QUALITY_CODES[r.quality]) for r in batch
-            ]
-            conn.executemany("INSERT INTO readings (channel_id, ts, value, quality) VALUES (?, ?, ?, ?)", rows)
+            rows = [(self._channel_id(conn, r), r.ts, r.value, QUALITY_CODES[r.quality]) for r in batch]
+            conn.executemany(
+                "INSERT INTO readings (channel_id, ts, value, quality) VALUES (?, ?, ?, ?)", rows
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -77,8 +77,9 @@ class WebServer(Service):
         bound_host, bound_port = self._socket.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{bound_port}/"
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+        )
         self._server = _QuietServer(config)
 
     async def run(self) -> None:
@@ -86,15 +87,10 @@ class WebServer(Service):
         await self._server.serve(sockets=[self._socket])
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wait_stopped(), timeout=1.5)
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True  # uvicorn finishes open requests, then returns from serve()
+            await asyncio.wait([self._task], timeout=1.5)
         await super().stop()
-
-    async def _wait_stopped(self) -> None:
-        while self.running:
-            await asyncio.sleep(0.02)
 
     async def close(self) -> None:
         if self._socket is not None:

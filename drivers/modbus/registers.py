@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import itertools
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -94,8 +95,9 @@ class Point:
         return raw * self.scale + self.offset
 
 
-def _unpack(datatype: DataType, words: Sequence[int] | Sequence[bool], byte_order: ByteOrder,
-            word_order: ByteOrder) -> float:
+def _unpack(
+    datatype: DataType, words: Sequence[int] | Sequence[bool], byte_order: ByteOrder, word_order: ByteOrder
+) -> float:
     for word in words:
         if not 0 <= int(word) <= 0xFFFF:
             raise DecodeError(f"register value {word} is not a 16-bit word")
@@ -119,7 +121,7 @@ class RegisterMap:
             seen[point.channel] = point
         for table in Table:
             spans = sorted((p.address, p.end, p.channel) for p in self.points if p.table is table)
-            for (_, end, name), (start, _, other) in zip(spans, spans[1:], strict=False):
+            for (_, end, name), (start, _, other) in itertools.pairwise(spans):
                 if start < end:
                     raise ValueError(f"{other!r} overlaps {name!r} in the {table} table at address {start}")
 

@@ -61,7 +61,10 @@ def test_defaults_fill_what_is_left_out(tmp_path: Path) -> None:
     [
         ("colour = 1", "colour: unknown key"),
         ("[store]\nfolder = 'x'", "store.folder: unknown key"),
-        ("[store]\ncommit_interval_ms = 'fast'", "store.commit_interval_ms: expected an integer, got string 'fast'"),
+        (
+            "[store]\ncommit_interval_ms = 'fast'",
+            "store.commit_interval_ms: expected an integer, got string 'fast'",
+        ),
         ("[store]\ncommit_interval_ms = 0", "store.commit_interval_ms: out of range: must be >= 1, got 0"),
         ("[http]\nlisten = 'localhost'", "http.listen: expected HOST:PORT"),
         ("[device]\nid = 'has space'", "device.id: 'has space' does not match the pattern"),
@@ -70,11 +73,19 @@ def test_defaults_fill_what_is_left_out(tmp_path: Path) -> None:
         (DEVICE.replace("modbus_tcp", "modbus_rtux"), "devices.d1.type: unknown type 'modbus_rtux'"),
         (DEVICE.replace('type = "modbus_tcp"', ""), "devices.d1: missing key 'type'"),
         (DEVICE + "port = 70000", "devices.d1.registers[0].port: unknown key"),
-        (DEVICE.replace("address = 0", "address = -1"), "devices.d1.registers[0].address: out of range: must be >= 0"),
+        (
+            DEVICE.replace("address = 0", "address = -1"),
+            "devices.d1.registers[0].address: out of range: must be >= 0",
+        ),
         (DEVICE.replace('"input"', '"inputs"'), "devices.d1.registers[0].table: must be one of"),
-        (DEVICE.replace('"input"', '"coil"') + "datatype = 'float32'", "devices.d1.registers[0]: a coil is one bit"),
-        (DEVICE + DEVICE.split("[[devices.d1.registers]]")[1].join(["[[devices.d1.registers]]", ""]),
-         "devices.d1: channel 't' is defined twice"),
+        (
+            DEVICE.replace('"input"', '"coil"') + "datatype = 'float32'",
+            "devices.d1.registers[0]: a coil is one bit",
+        ),
+        (
+            DEVICE + DEVICE.split("[[devices.d1.registers]]")[1].join(["[[devices.d1.registers]]", ""]),
+            "devices.d1: channel 't' is defined twice",
+        ),
         (DEVICE.replace("address = 0", "address = 65535\ndatatype = 'float32'"), "runs past register 65535"),
     ],
 )
@@ -103,13 +114,15 @@ def test_every_mistake_is_reported_at_once(tmp_path: Path) -> None:
         port = "502"
         registers = []
     """
-    assert sorted(errors_of(tmp_path, text)) == sorted([
-        "bogus: unknown key",
-        "http.listen: expected a string, got integer 8080",
-        "store.batch_max: out of range: must be >= 1, got 0",
-        "devices.d1.port: expected an integer, got string '502'",
-        "devices.d1.registers: array should have at least 1 item after validation, not 0",
-    ])
+    assert sorted(errors_of(tmp_path, text)) == sorted(
+        [
+            "bogus: unknown key",
+            "http.listen: expected a string, got integer 8080",
+            "store.batch_max: out of range: must be >= 1, got 0",
+            "devices.d1.port: expected an integer, got string '502'",
+            "devices.d1.registers: array should have at least 1 item after validation, not 0",
+        ]
+    )
 
 
 def test_file_problems_are_config_errors(tmp_path: Path) -> None:
@@ -128,8 +141,14 @@ def test_file_problems_are_config_errors(tmp_path: Path) -> None:
 
 
 def check_config(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "appliance", "check-config", str(path)],
-                          capture_output=True, text=True, cwd=ROOT, check=False, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=60,
+    )
 
 
 def test_check_config_accepts_a_valid_file() -> None:
@@ -140,8 +159,10 @@ def test_check_config_accepts_a_valid_file() -> None:
 
 def test_check_config_reports_appliance_and_bench_mistakes_and_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text(DEVICE + "\n[store]\ncommit_interval_ms = -5\n"
-                    "[[bench.modbus_tcp]]\nname = 'x'\nport = 'one'\nregisters = []\n")
+    path.write_text(
+        DEVICE + "\n[store]\ncommit_interval_ms = -5\n"
+        "[[bench.modbus_tcp]]\nname = 'x'\nport = 'one'\nregisters = []\n"
+    )
     result = check_config(path)
     assert result.returncode == 2
     assert result.stdout == ""
@@ -165,8 +186,14 @@ def test_run_with_a_bad_config_exits_2_before_touching_state(tmp_path: Path) -> 
     path = tmp_path / "bad.toml"
     path.write_text("[store]\npath = 3\n")
     data = tmp_path / "data"
-    result = subprocess.run([sys.executable, "-m", "appliance", "run", "--config", str(path), "--data-dir",
-                             str(data)], capture_output=True, text=True, cwd=ROOT, check=False, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "appliance", "run", "--config", str(path), "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"{path}: store.path: expected a string, got integer 3"
     assert not data.exists()

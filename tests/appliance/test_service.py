@@ -1,0 +1,64 @@
+"""The service contract: a failing run() is restarted with backoff and reported, never fatal."""
+
+from __future__ import annotations
+
+import asyncio
+
+from appliance.service import Service
+
+
+class Flaky(Service):
+    name = "flaky"
+    backoff_initial_s = 0.01
+    backoff_max_s = 0.04
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.runs: list[float] = []
+        self.opened = self.closed = 0
+
+    async def open(self) -> None:
+        self.opened += 1
+
+    async def close(self) -> None:
+        self.closed += 1
+
+    async def run(self) -> None:
+        self.runs.append(asyncio.get_running_loop().time())
+        if len(self.runs) <= self.failures:
+            raise ConnectionError(f"boom {len(self.runs)}")
+        await asyncio.sleep(3600)
+
+
+def test_failing_runs_are_restarted_with_growing_backoff() -> None:
+    async def body() -> Flaky:
+        service = Flaky(failures=4)
+        await service.start()
+        for _ in range(200):
+            if len(service.runs) == 5:
+                break
+            await asyncio.sleep(0.01)
+        status = service.status()
+        await service.stop()
+        assert status == {"running": True, "restarts": 4, "last_error": "ConnectionError: boom 4"}
+        return service
+
+    service = asyncio.run(body())
+    gaps = [b - a for a, b in zip(service.runs, service.runs[1:], strict=False)]
+    assert gaps[0] >= 0.01 and gaps[1] >= 0.02 and gaps[2] >= 0.04 and gaps[3] >= 0.04  # doubles, then capped
+    assert gaps[3] < 0.5
+    assert (service.opened, service.closed) == (1, 1)  # resources are held across restarts
+    assert not service.running
+
+
+def test_a_service_without_a_loop_starts_and_stops() -> None:
+    async def body() -> None:
+        service = Service()
+        await service.start()
+        await asyncio.sleep(0)
+        assert service.status()["restarts"] == 0
+        await service.stop()
+        assert service.status()["running"] is False
+
+    asyncio.run(body())

@@ -1,0 +1,86 @@
+"""The HTTP layer: the status page and /api/v1/status, served by uvicorn on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from typing import Any
+
+import pytest
+
+from appliance.web import WebServer
+from appliance.web.server import bind
+
+STATUS = {
+    "device": "box",
+    "uptime_s": 1.5,
+    "sensors": [
+        {"id": "d.t", "device": "d", "channel": "t", "value": 1.0, "unit": "C", "ts": 1.0, "quality": "ok"}
+    ],
+}
+
+
+def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, dict(response.headers), response.read()
+
+
+async def serve_and(body: Any) -> Any:
+    calls = []
+
+    def status() -> dict[str, Any]:
+        calls.append(1)
+        return {**STATUS, "calls": len(calls)}
+
+    server = WebServer("127.0.0.1", 0, status)
+    await server.start()
+    try:
+        return await asyncio.to_thread(body, server.url)
+    finally:
+        await server.stop()
+
+
+def test_status_api_is_built_fresh_on_each_request() -> None:
+    def body(url: str) -> None:
+        code, headers, raw = fetch(url + "api/v1/status")
+        assert code == 200 and headers["content-type"] == "application/json"
+        assert headers["cache-control"] == "no-store"
+        first = json.loads(raw)
+        assert first["sensors"] == STATUS["sensors"] and first["device"] == "box"
+        assert json.loads(fetch(url + "api/v1/status")[2])["calls"] == first["calls"] + 1
+
+    asyncio.run(serve_and(body))
+
+
+def test_the_page_is_html_that_polls_the_api() -> None:
+    def body(url: str) -> None:
+        code, headers, raw = fetch(url)
+        assert code == 200 and headers["content-type"].startswith("text/html")
+        page = raw.decode()
+        assert "<title>" in page and 'fetch("/api/v1/status"' in page and "setInterval(refresh" in page
+
+    asyncio.run(serve_and(body))
+
+
+def test_unknown_routes_are_404() -> None:
+    def body(url: str) -> None:
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            fetch(url + "nope")
+        assert caught.value.code == 404
+        caught.value.close()
+
+    asyncio.run(serve_and(body))
+
+
+def test_a_busy_port_is_a_clear_error_at_start() -> None:
+    holder = bind("127.0.0.1", 0)
+    port = holder.getsockname()[1]
+    holder.close()
+    holder = bind("127.0.0.1", port)
+    try:
+        server = WebServer("127.0.0.1", port, lambda: {})
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+            asyncio.run(server.start())
+    finally:
+        holder.close()
