@@ -25,6 +25,7 @@ class Service:
 
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
+        self._active = False
         self.restarts = 0
         self.last_error: str | None = None
         self.started_at: float | None = None
@@ -44,10 +45,12 @@ class Service:
 
     async def start(self) -> None:
         await self.open()
+        self._active = True
         self.started_at = time.monotonic()
         self._task = asyncio.create_task(self._supervise(), name=f"service:{self.name}")
 
     async def stop(self) -> None:
+        self._active = False
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -57,7 +60,8 @@ class Service:
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        """Started and not yet stopped (a service without a loop is running while it is open)."""
+        return self._active
 
     def status(self) -> dict[str, Any]:
         return {

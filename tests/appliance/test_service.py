@@ -57,7 +57,7 @@ def test_a_service_without_a_loop_starts_and_stops() -> None:
         service = Service()
         await service.start()
         await asyncio.sleep(0)
-        assert service.status()["restarts"] == 0
+        assert service.status() == {"running": True, "restarts": 0, "last_error": None}
         await service.stop()
         assert service.status()["running"] is False
 

@@ -1,0 +1,61 @@
+"""The status page in a real headless Chromium: live values, readable on a desktop and on a phone."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, ApplianceProcess
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Flags that keep Chromium from reaching for the network at start (this box has none).
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+SHOTS = ROOT / "test-output" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: apt-get install chromium (./dev test does this when run as root)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def test_the_page_shows_live_values_that_change(browser: object, appliance: ApplianceProcess) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})  # type: ignore[attr-defined]
+    page.goto(appliance.url)
+    row = page.locator('tr[data-sensor="line.temperature"]')
+    row.wait_for(timeout=10_000)
+    page.wait_for_function("document.getElementById('link').className === 'live'", timeout=10_000)
+    assert page.locator("#device").inner_text() == "test-box"
+    assert row.locator(".badge").inner_text() == "ok"
+    assert page.locator('tr[data-sensor="line.setpoint"] .value').inner_text() == "42.5"
+    first = row.locator(".value").inner_text()
+    assert 14.0 <= float(first) <= 26.0  # the simulated sine: 20 +- 5 degC
+    page.wait_for_function(
+        "(v) => document.querySelector('tr[data-sensor=\"line.temperature\"] .value').textContent !== v",
+        arg=first, timeout=10_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "status-desktop.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(SHOTS / "status-phone.png"), full_page=True)
+    page.close()
+
+
+def test_the_page_says_when_the_appliance_is_gone(browser: object, appliance: ApplianceProcess) -> None:
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(appliance.url)
+    page.wait_for_function("document.getElementById('link').className === 'live'", timeout=10_000)
+    assert appliance.stop() == 0
+    page.wait_for_function("document.getElementById('link').className === 'down'", timeout=10_000)
+    assert "no connection" in page.locator("#link").inner_text()
+    page.close()
