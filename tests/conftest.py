@@ -195,3 +195,13 @@ def appliance(config_file: Path, tmp_path: Path) -> Iterator[ApplianceProcess]:
     app = start_appliance(config_file, tmp_path / "data")
     yield app
     app.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `hil` need real hardware: they run only when asked for with `-m hil`."""
+    if "hil" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="needs real hardware; run with -m hil")
+    for item in items:
+        if "hil" in item.keywords:
+            item.add_marker(skip)

@@ -14,8 +14,15 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Flags that keep Chromium from reaching for the network at start (this box has none).
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = ROOT / "test-output" / "screenshots"
 
 
@@ -43,7 +50,9 @@ def test_the_page_shows_live_values_that_change(browser: object, appliance: Appl
     assert 14.0 <= float(first) <= 26.0  # the simulated sine: 20 +- 5 degC
     page.wait_for_function(
         "(v) => document.querySelector('tr[data-sensor=\"line.temperature\"] .value').textContent !== v",
-        arg=first, timeout=10_000)
+        arg=first,
+        timeout=10_000,
+    )
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "status-desktop.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
