@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from appliance.config.loader import DEFAULT_CONFIG, ConfigError, load_config, read_toml
-from appliance.config.models import _host_port
+from appliance.config.models import check_host_port
 from appliance.runtime import Runtime
 from appliance.store.migrations import SchemaTooNew
 from appliance.world import WorldFailed
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         if args.http:
-            _host_port(args.http)
+            check_host_port(args.http)
     except ConfigError as exc:
         print("\n".join(exc.lines), file=sys.stderr)
         return 2

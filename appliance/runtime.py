@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config.models import ApplianceConfig, split_host_port
+from appliance.loop_lag import LoopMonitor
 from appliance.poller import ModbusPoller
 from appliance.records import Reading
 from appliance.service import Service
@@ -30,33 +31,7 @@ def _version() -> str:
         return "unknown"
 
 
-class LoopMonitor(Service):
-    """Measures how late the event loop wakes up: the runtime's promise is a few milliseconds at most."""
-
-    name = "loop"
-    tick_s = 0.1
-    window_s = 60.0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lag_ms = 0.0
-        self.max_lag_ms = 0.0
-
-    async def run(self) -> None:
-        window_start = time.monotonic()
-        window_max = 0.0
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(self.tick_s)
-            after = time.monotonic()
-            self.lag_ms = max(0.0, (after - before - self.tick_s) * 1000)
-            window_max = max(window_max, self.lag_ms)
-            self.max_lag_ms = max(self.max_lag_ms, window_max)
-            if after - window_start > self.window_s:
-                self.max_lag_ms, window_max, window_start = window_max, 0.0, after
-
-    def details(self) -> dict[str, Any]:
-        return {"lag_ms": round(self.lag_ms, 3), "max_lag_ms": round(self.max_lag_ms, 3)}
+VERSION = _version()
 
 
 class Runtime:
@@ -91,7 +66,7 @@ class Runtime:
             "sensors": self.snapshot.sensors(),
             "services": {s.name: s.status() for s in self.services},
             "runtime": {
-                "version": _version(),
+                "version": VERSION,
                 "pid": os.getpid(),
                 "loop_lag_ms": round(self.loop_monitor.lag_ms, 3),
             },

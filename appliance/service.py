@@ -28,7 +28,6 @@ class Service:
         self._active = False
         self.restarts = 0
         self.last_error: str | None = None
-        self.started_at: float | None = None
 
     async def open(self) -> None:
         """Acquire what the service needs; an exception here fails start()."""
@@ -46,7 +45,6 @@ class Service:
     async def start(self) -> None:
         await self.open()
         self._active = True
-        self.started_at = time.monotonic()
         self._task = asyncio.create_task(self._supervise(), name=f"service:{self.name}")
 
     async def stop(self) -> None:

@@ -19,7 +19,7 @@ from appliance.service import Service
 
 log = logging.getLogger(__name__)
 
-READY = "bench sim ready"
+READY = "bench sim ready"  # the line `bench sim` prints once every part listens (bench/world.py)
 READY_TIMEOUT_S = 20.0
 PR_SET_PDEATHSIG = 1
 
@@ -91,7 +91,10 @@ class BenchWorld(Service):
         )
         try:
             await asyncio.wait_for(self._await_ready(), timeout=READY_TIMEOUT_S)
-        except (TimeoutError, WorldFailed):
+        except TimeoutError:
+            await self.close()
+            raise WorldFailed(f"bench sim was not ready within {READY_TIMEOUT_S:.0f} s", None) from None
+        except WorldFailed:
             await self.close()
             raise
         log.info("bench sim started (pid %d): %s", self.proc.pid, "; ".join(self.announced))
@@ -99,7 +102,8 @@ class BenchWorld(Service):
     async def _await_ready(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
         self.announced = []
-        while line := (await self.proc.stdout.readline()).decode(errors="replace").strip():
+        while raw := await self.proc.stdout.readline():
+            line = raw.decode(errors="replace").strip()
             if line == READY:
                 self._drainer = asyncio.create_task(self._drain(self.proc.stdout))
                 return

@@ -17,14 +17,15 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def _host_port(value: str) -> str:
+def check_host_port(value: str) -> str:
+    """`value` if it is HOST:PORT, else ValueError saying what is expected."""
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"expected HOST:PORT (port 0-65535, 0 = any free port), got {value!r}")
     return value
 
 
-HostPort = Annotated[str, AfterValidator(_host_port)]
+HostPort = Annotated[str, AfterValidator(check_host_port)]
 
 
 def split_host_port(value: str) -> tuple[str, int]:

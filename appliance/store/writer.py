@@ -64,17 +64,19 @@ class Store(Service):
         self.dropped = 0
         self.commit_errors = 0
         self.last_commit_ms = 0.0
+        self.schema: int | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = await asyncio.to_thread(connect, self.path)
+        self.schema = schema_version(self._db)
         self._thread = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
         self._thread.start()
         log.info("store open at %s", self.path)
 
     async def close(self) -> None:
         if self._thread is not None:
-            self._queue.put(None)
+            await asyncio.to_thread(self._queue.put, None)  # after everything already queued
             await asyncio.to_thread(self._thread.join)
             self._thread = None
         if self._db is not None:
@@ -92,7 +94,7 @@ class Store(Service):
     def details(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
-            "schema": schema_version(self._db) if self._db else None,
+            "schema": self.schema,
             "rows_committed": self.rows_committed,
             "commits": self.commits,
             "pending_batches": self._queue.qsize(),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from appliance.config.models import ModbusTcpDeviceSettings
@@ -87,18 +88,27 @@ async def poll(poller: ModbusPoller, client: ModbusTcpClient) -> dict[str, Readi
     return by_channel(await poller.poll_once(client))
 
 
+@contextlib.asynccontextmanager
+async def rig(
+    extra: Sequence[dict[str, Any]] = (),
+) -> AsyncIterator[tuple[SimulatedSlave, ModbusPoller, ModbusTcpClient]]:
+    """A simulated slave on a free loopback port, and a poller with its client pointed at it."""
+    port = free_port()
+    slave = SimulatedSlave(sim_settings(port))
+    await slave.serve()
+    poller = ModbusPoller("dev", device_settings(port, extra), lambda _: None)
+    client = ModbusTcpClient("127.0.0.1", port, 1, 0.5)
+    try:
+        yield slave, poller, client
+    finally:
+        client.close()
+        await slave.shutdown()
+
+
 def test_every_channel_decodes_to_the_value_the_simulator_serves() -> None:
     async def body() -> None:
-        port = free_port()
-        slave = SimulatedSlave(sim_settings(port))
-        await slave.serve()
-        poller = ModbusPoller("dev", device_settings(port), lambda _: None)
-        client = ModbusTcpClient("127.0.0.1", port, 1, 0.5)
-        try:
+        async with rig() as (_, poller, client):
             readings = await poll(poller, client)
-        finally:
-            client.close()
-            await slave.shutdown()
         assert {c: r.quality for c, r in readings.items()} == {c[0]: Quality.OK for c in LAYOUT}
         for channel, *_, value in LAYOUT:
             assert readings[channel].value == value, channel
@@ -111,18 +121,9 @@ def test_every_channel_decodes_to_the_value_the_simulator_serves() -> None:
 
 def test_an_exception_marks_only_the_affected_channels() -> None:
     async def body() -> None:
-        port = free_port()
-        slave = SimulatedSlave(sim_settings(port))
-        await slave.serve()
-        missing = {"channel": "ghost", "table": "input", "address": 500}
-        poller = ModbusPoller("dev", device_settings(port, [missing]), lambda _: None)
-        client = ModbusTcpClient("127.0.0.1", port, 1, 0.5)
-        try:
+        async with rig([{"channel": "ghost", "table": "input", "address": 500}]) as (_, poller, client):
             first = await poll(poller, client)
             second = await poll(poller, client)
-        finally:
-            client.close()
-            await slave.shutdown()
         for readings in (first, second):
             assert readings["ghost"].quality is Quality.ERROR and readings["ghost"].value is None
             assert readings["temp"].quality is Quality.OK
@@ -137,29 +138,24 @@ def test_an_exception_marks_only_the_affected_channels() -> None:
 
 def test_a_vanished_device_is_marked_error_and_recovers_when_it_returns() -> None:
     async def body() -> None:
-        port = free_port()
-        slave = SimulatedSlave(sim_settings(port))
-        await slave.serve()
-        poller = ModbusPoller("dev", device_settings(port), lambda _: None)
-        client = ModbusTcpClient("127.0.0.1", port, 1, 0.5)
-        try:
+        async with rig() as (slave, poller, client):
             assert (await poll(poller, client))["temp"].quality is Quality.OK
             await slave.shutdown()
             await asyncio.sleep(0.05)
             down = await poll(poller, client)
             assert {r.quality for r in down.values()} == {Quality.ERROR}
             assert poller.failures["disconnected"] >= 1
-            slave = SimulatedSlave(sim_settings(port))
-            await slave.serve()
-            for _ in range(100):  # backoff is short after one failure; give it up to 5 s
-                await asyncio.sleep(0.05)
-                back = await poll(poller, client)
-                if back["temp"].quality is Quality.OK:
-                    break
+            revived = SimulatedSlave(sim_settings(client.port))
+            await revived.serve()
+            try:
+                for _ in range(100):  # backoff is short after one failure; give it up to 5 s
+                    await asyncio.sleep(0.05)
+                    back = await poll(poller, client)
+                    if back["temp"].quality is Quality.OK:
+                        break
+            finally:
+                await revived.shutdown()
             assert {r.quality for r in back.values()} == {Quality.OK}
-        finally:
-            client.close()
-            await slave.shutdown()
 
     asyncio.run(body())
 
