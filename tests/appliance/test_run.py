@@ -150,9 +150,11 @@ def test_a_dead_simulated_world_is_restarted_and_polling_recovers(appliance: App
     assert wait_gone(old_pid)
     appliance.wait_for(lambda s: s["services"]["modbus:line"]["failures"].get("disconnected", 0) >= 1)
     after = appliance.wait_for(
-        lambda s: s["services"]["bench"]["restarts"] == 1
-        and s["services"]["bench"]["pid"] not in (None, old_pid)
-        and all(x["quality"] == "ok" for x in s["sensors"]),
+        lambda s: (
+            s["services"]["bench"]["restarts"] == 1
+            and s["services"]["bench"]["pid"] not in (None, old_pid)
+            and all(x["quality"] == "ok" for x in s["sensors"])
+        ),
         timeout=40,
     )
     assert "bench sim exited with code -9" in after["services"]["bench"]["last_error"]
