@@ -1,0 +1,6 @@
+"""Running LiteRT models on the backend the inference plan picks, falling back and recovering at run time."""
+
+from hal.inference.engine import InferenceEngine, NoBackendAvailable
+from hal.inference.runner import BackendUnavailable, Runner, load_litert
+
+__all__ = ["BackendUnavailable", "InferenceEngine", "NoBackendAvailable", "Runner", "load_litert"]
