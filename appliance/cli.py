@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -13,9 +14,11 @@ from pathlib import Path
 
 from appliance.config.loader import DEFAULT_CONFIG, ConfigError, load_config, read_toml
 from appliance.config.models import check_host_port
+from appliance.hal_view import render
 from appliance.runtime import Runtime
 from appliance.store.migrations import SchemaTooNew
 from appliance.world import WorldFailed
+from hal.report import detect
 
 log = logging.getLogger("appliance")
 
@@ -46,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a config file; exit 2 on errors")
     check.add_argument("file", type=Path)
+
+    hal = commands.add_parser("hal", help="the hardware report and the inference plan")
+    hal.add_argument("--root", type=Path, default=Path("/"), help="read a fixture tree instead of /")
+    hal.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -53,7 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args.file)
+    if args.command == "hal":
+        return show_hal(args.root, args.json)
     return run(args)
+
+
+def show_hal(root: Path, as_json: bool) -> int:
+    if not root.is_dir():
+        print(f"appliance hal: --root {root}: not a directory", file=sys.stderr)
+        return 2
+    report = detect(root)
+    print(json.dumps(report.to_dict(), indent=2) if as_json else render(report))
+    return 0
 
 
 def check_config(path: Path) -> int:

@@ -20,6 +20,7 @@ from appliance.snapshot import SensorSnapshot
 from appliance.store import Store
 from appliance.web import WebServer
 from appliance.world import BenchWorld
+from hal.report import HardwareReport, detect
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,19 @@ def _version() -> str:
 
 
 VERSION = _version()
+
+
+def hal_status(report: HardwareReport) -> dict[str, Any]:
+    """The status API's `hal` section: board, accelerators and inference plan first, then the rest."""
+    full = report.to_dict()
+    return {
+        "board": full["board"],
+        "accelerators": full["accelerators"],
+        "inference": full["inference"],
+        "cpu": full["cpu"],
+        "memory_mb": full["memory_mb"],
+        "storage": full["storage"],
+    }
 
 
 class Runtime:
@@ -54,6 +68,7 @@ class Runtime:
         # Start order: the simulated world before anything polls it, the store before anything writes.
         self.services: list[Service] = [*world, self.loop_monitor, self.store, *pollers, self.web]
         self._started: list[Service] = []
+        self.hardware: HardwareReport | None = None
 
     def publish(self, readings: Sequence[Reading]) -> None:
         self.snapshot.update(readings)
@@ -65,6 +80,7 @@ class Runtime:
             "uptime_s": round(time.monotonic() - self.started, 3),
             "sensors": self.snapshot.sensors(),
             "services": {s.name: s.status() for s in self.services},
+            "hal": hal_status(self.hardware) if self.hardware else None,
             "runtime": {
                 "version": VERSION,
                 "pid": os.getpid(),
@@ -73,6 +89,13 @@ class Runtime:
         }
 
     async def start(self) -> None:
+        self.hardware = await asyncio.to_thread(detect, self.config.hal.root)
+        log.info(
+            "hardware: %s, %s; inference on %s",
+            self.hardware.board.model,
+            self.hardware.cpu.model,
+            self.hardware.plan.backends[0].kind,
+        )
         for service in self.services:
             try:
                 await service.start()

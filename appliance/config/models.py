@@ -46,6 +46,12 @@ class DeviceIdentity(Settings):
     name: str = ""
 
 
+class HalSettings(Settings):
+    """Hardware detection."""
+
+    root: Annotated[str, Field(min_length=1)] = "/"  # read /proc, /sys, /dev, /etc under here
+
+
 class HttpSettings(Settings):
     """The local status page and JSON API."""
 
@@ -125,6 +131,7 @@ class ApplianceConfig(Settings):
     """The whole appliance.toml."""
 
     device: DeviceIdentity = DeviceIdentity()
+    hal: HalSettings = HalSettings()
     http: HttpSettings = HttpSettings()
     store: StoreSettings = StoreSettings()
     devices: dict[Annotated[str, Field(pattern=NAME_PATTERN)], DeviceSettings] = {}

@@ -6,6 +6,7 @@ LiteRT (`ai_edge_litert`) is imported here and only here; boards without a LiteR
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,6 +59,9 @@ class LiteRTRunner:
         delegates = []
         if backend.delegate:
             try:
+                # Load the library ourselves first: LiteRT's Delegate raises from __del__ when its own
+                # LoadLibrary fails, which would turn a missing accelerator into noise at garbage collection.
+                ctypes.CDLL(backend.delegate)
                 delegates.append(lite.load_delegate(backend.delegate, dict(backend.delegate_options)))
             except (ValueError, OSError, RuntimeError) as exc:
                 raise BackendUnavailable(

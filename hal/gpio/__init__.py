@@ -1,0 +1,15 @@
+"""GPIO lines with an active level and, for outputs, a safe state held at open, close and exit."""
+
+from hal.gpio.base import ActiveLevel, GpioBackend, GpioError, InputLine, LineSettings, OutputLine
+from hal.gpio.factory import BACKENDS, open_backend
+
+__all__ = [
+    "BACKENDS",
+    "ActiveLevel",
+    "GpioBackend",
+    "GpioError",
+    "InputLine",
+    "LineSettings",
+    "OutputLine",
+    "open_backend",
+]

@@ -1,0 +1,109 @@
+"""A mock GPIO chip for desks and tests: every transition is recorded with a monotonic timestamp, inputs
+can be driven by hand or wired to an output, and transitions can be appended to a journal file so
+another process (a test, the bench) can watch the line as it would watch a real relay.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hal.gpio.base import GpioBackend, GpioError, InputLine, LineSettings, OutputLine
+
+JOURNAL_ENV = "APPLIANCE_GPIO_MOCK_JOURNAL"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The wire changed to `level` at `t_ns` (time.monotonic_ns)."""
+
+    t_ns: int
+    line: str
+    level: int
+
+
+def read_journal(path: Path) -> list[Transition]:
+    """Transitions a mock chip appended to `path` (one `t_ns line level` per line)."""
+    out = []
+    for row in path.read_text().splitlines():
+        t_ns, line, level = row.split()
+        out.append(Transition(int(t_ns), line, int(level)))
+    return out
+
+
+class MockChip(GpioBackend):
+    """Lines by name or offset; each output starts at its safe level, each input at 0 (pulled down)."""
+
+    name = "mock"
+
+    def __init__(self, journal: Path | None = None) -> None:
+        journal = journal or (Path(p) if (p := os.environ.get(JOURNAL_ENV)) else None)
+        self.levels: dict[str, int] = {}
+        self.transitions: list[Transition] = []
+        self.outputs: dict[str, MockOutputLine] = {}
+        self._wires: dict[str, str] = {}  # input -> output
+        self._lock = threading.Lock()
+        self._journal = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if journal else None
+
+    def output(self, settings: LineSettings) -> OutputLine:
+        key = str(settings.line)
+        if key in self.outputs and not self.outputs[key].closed:
+            raise GpioError(f"mock line {key} is already requested")
+        line = MockOutputLine(self, settings)
+        self.outputs[key] = line
+        return line
+
+    def input(self, settings: LineSettings) -> InputLine:
+        return MockInputLine(self, settings)
+
+    def wire(self, output: int | str, to_input: int | str) -> None:
+        """Connect an output to an input: the input then reads the output's level."""
+        self._wires[str(to_input)] = str(output)
+
+    def drive(self, line: int | str, level: int) -> None:
+        """Set an unwired input's level from outside (a switch, a sensor)."""
+        self._record(str(line), level)
+
+    def level(self, line: int | str) -> int:
+        key = str(line)
+        return self.levels.get(self._wires.get(key, key), 0)
+
+    def history(self, line: int | str) -> list[Transition]:
+        return [t for t in self.transitions if t.line == str(line)]
+
+    def close(self) -> None:
+        if self._journal is not None:
+            os.close(self._journal)
+            self._journal = None
+
+    def _record(self, line: str, level: int) -> None:
+        with self._lock:
+            if self.levels.get(line) == level:
+                return  # no edge, nothing on the wire changed
+            transition = Transition(time.monotonic_ns(), line, level)
+            self.levels[line] = level
+            self.transitions.append(transition)
+            if self._journal is not None:
+                os.write(self._journal, f"{transition.t_ns} {line} {level}\n".encode())
+
+
+class MockOutputLine(OutputLine):
+    def __init__(self, chip: MockChip, settings: LineSettings) -> None:
+        super().__init__(settings)
+        self.chip = chip
+        self._write(settings.physical(settings.safe_state))
+
+    def _write(self, physical: int) -> None:
+        self.chip._record(str(self.settings.line), physical)
+
+
+class MockInputLine(InputLine):
+    def __init__(self, chip: MockChip, settings: LineSettings) -> None:
+        super().__init__(settings)
+        self.chip = chip
+
+    def get(self) -> bool:
+        return self.chip.level(self.settings.line) == self.settings.physical(True)
