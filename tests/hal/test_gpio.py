@@ -158,7 +158,7 @@ def test_the_chardev_backend_requests_lines_with_libgpiod_v2(monkeypatch: pytest
         requests.append(FakeRequest(path, consumer, config))
         return requests[-1]
 
-    monkeypatch.setattr(chardev.gpiod, "request_lines", request_lines)
+    monkeypatch.setattr(gpiod, "request_lines", request_lines)
     settings = LineSettings(
         23, chip="/dev/gpiochip4", active_level=ActiveLevel.LOW, safe_state=False, consumer="safety"
     )
@@ -201,7 +201,7 @@ def test_the_rpigpio_backend_drives_bcm_channels(monkeypatch: pytest.MonkeyPatch
     relay.close()
     low_input = backend.input(LineSettings(24, active_level=ActiveLevel.LOW))
     assert low_input.get() is True  # reads 0 V, active low
-    assert gpio.calls == [  # type: ignore[attr-defined]
+    assert gpio.calls == [
         ("setwarnings", False),
         ("setmode", 11),
         ("setup", 18, 0, 1),  # set up already at the safe level: inactive = high
