@@ -46,6 +46,7 @@ def test_the_page_shows_live_values_that_change(browser: object, appliance: Appl
     assert page.locator("#device").inner_text() == "test-box"
     assert row.locator(".badge").inner_text() == "ok"
     assert page.locator('tr[data-sensor="line.setpoint"] .value').inner_text() == "42.5"
+    assert "xnnpack: CPU: XNNPACK" in page.locator("#hal").inner_text()
     first = row.locator(".value").inner_text()
     assert 14.0 <= float(first) <= 26.0  # the simulated sine: 20 +- 5 degC
     page.wait_for_function(

@@ -58,6 +58,9 @@ def test_status_shows_changing_sensor_values_and_the_page_is_served(appliance: A
     assert all(service["running"] for service in later["services"].values()), later["services"]
     assert later["services"]["store"]["rows_committed"] > 0
     assert later["services"]["modbus:line"]["failures"] == {}
+    hal = later["hal"]
+    assert hal["board"]["family"] == "pc" and hal["cpu"]["cores"] >= 1
+    assert [b["backend"] for b in hal["inference"]["backends"]] == ["xnnpack", "cpu"]
     with urllib.request.urlopen(appliance.url, timeout=5) as response:
         assert b"/api/v1/status" in response.read()
 
