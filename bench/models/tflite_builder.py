@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
-import flatbuffers  # type: ignore[import-untyped]
+import flatbuffers
 import numpy as np
 import numpy.typing as npt
-from ai_edge_litert import schema_py_generated as schema  # type: ignore[import-untyped]
+from ai_edge_litert import schema_py_generated as schema
 
 DType = Literal["float32", "int8", "uint8"]
 """Element type of a model's input and output (and, when quantized, of every activation)."""

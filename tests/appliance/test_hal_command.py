@@ -11,8 +11,14 @@ from tests.conftest import ROOT
 
 
 def hal(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "appliance", "hal", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", "hal", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_this_machine_reports_its_real_cpu_and_a_cpu_plan() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from ai_edge_litert import schema_py_generated as schema  # type: ignore[import-untyped]
-from ai_edge_litert.interpreter import Interpreter, OpResolverType  # type: ignore[import-untyped]
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from bench.models import tflite_builder as tb
 

@@ -3,7 +3,9 @@ an accelerator fails, and a probe moves it back when the accelerator returns."""
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from bench.models.tflite_builder import affine_model, write
 from hal.accelerators import ACCELERATORS, Accelerator
 from hal.inference import BackendUnavailable, InferenceEngine, NoBackendAvailable
 from hal.inference.mock import MockAccelerator
-from hal.inference.runner import LiteRTRunner
+from hal.inference.runner import LiteRTRunner, litert_interpreter_module
 from hal.plan import BackendKind, InferencePlan, PlannedBackend, plan_inference
 from hal.system import Cpu
 
@@ -132,3 +134,27 @@ def test_the_last_backend_failing_at_run_time_raises(model: Path) -> None:
     with pytest.raises(NoBackendAvailable, match="gpu: mock accelerator stopped answering"):
         engine.invoke([X])
     engine.close()
+
+
+def test_tflite_runtime_is_the_fallback_when_litert_is_missing(
+    model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ai_edge_litert.interpreter as litert
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime", types.ModuleType("tflite_runtime"))
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", litert)  # same interpreter API
+    assert litert_interpreter_module() is litert
+    runner = LiteRTRunner(plan_inference(CPU, 4096, []).backends[0], model)
+    np.testing.assert_allclose(runner.invoke([X])[0], EXPECTED, rtol=1e-6)
+    runner.close()
+
+
+def test_no_interpreter_installed_is_reported_as_unavailable(
+    model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    engine = InferenceEngine(model, plan_inference(CPU, 4096, []))
+    with pytest.raises(NoBackendAvailable, match="no LiteRT interpreter installed"):
+        engine.open()

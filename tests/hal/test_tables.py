@@ -14,8 +14,10 @@ from hal.report import detect
 from hal.sysroot import SysRoot
 from hal.system import Cpu
 
-ARM_CPUINFO = "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\n" \
-              "CPU architecture: 8\nCPU part\t: 0xd08\n\n"
+ARM_CPUINFO = (
+    "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\n"
+    "CPU architecture: 8\nCPU part\t: 0xd08\n\n"
+)
 
 
 def tree(root: Path, files: dict[str, bytes | str]) -> Path:
@@ -27,8 +29,11 @@ def tree(root: Path, files: dict[str, bytes | str]) -> Path:
 
 
 def dt(*compatible: str, model: str = "") -> dict[str, bytes | str]:
-    return {"/proc/device-tree/compatible": b"".join(c.encode() + b"\0" for c in compatible),
-            "/proc/device-tree/model": model.encode() + b"\0", "/proc/cpuinfo": ARM_CPUINFO}
+    return {
+        "/proc/device-tree/compatible": b"".join(c.encode() + b"\0" for c in compatible),
+        "/proc/device-tree/model": model.encode() + b"\0",
+        "/proc/cpuinfo": ARM_CPUINFO,
+    }
 
 
 @pytest.mark.parametrize("spec", BOARDS, ids=lambda s: s.key)
@@ -49,21 +54,35 @@ def test_a_board_entry_wins_over_its_soc_fallback(tmp_path: Path) -> None:
 
 
 def test_boards_without_a_known_tree(tmp_path: Path) -> None:
-    pc = tree(tmp_path / "pc", {"/proc/cpuinfo": "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu lm avx2\n",
-                                "/sys/class/dmi/id/sys_vendor": "Advantech\n",
-                                "/sys/class/dmi/id/product_name": "UNO-2484G\n"})
-    assert (detect_board(SysRoot(pc)).spec.key, detect_board(SysRoot(pc)).model) == ("generic-amd64",
-                                                                                    "Advantech UNO-2484G")
+    pc = tree(
+        tmp_path / "pc",
+        {
+            "/proc/cpuinfo": "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu lm avx2\n",
+            "/sys/class/dmi/id/sys_vendor": "Advantech\n",
+            "/sys/class/dmi/id/product_name": "UNO-2484G\n",
+        },
+    )
+    assert (detect_board(SysRoot(pc)).spec.key, detect_board(SysRoot(pc)).model) == (
+        "generic-amd64",
+        "Advantech UNO-2484G",
+    )
     arm = tree(tmp_path / "arm", dt("acme,widget", model="Acme Widget"))
-    assert (detect_board(SysRoot(arm)).spec.key, detect_board(SysRoot(arm)).model) == ("generic-arm64",
-                                                                                      "Acme Widget")
+    assert (detect_board(SysRoot(arm)).spec.key, detect_board(SysRoot(arm)).model) == (
+        "generic-arm64",
+        "Acme Widget",
+    )
     assert detect_board(SysRoot(tmp_path / "empty")).spec.key == "generic"
 
 
 def test_jetson_release_comes_from_nv_tegra_release(tmp_path: Path) -> None:
-    root = tree(tmp_path, {**dt("nvidia,p3450-0000", "nvidia,jetson-nano", "nvidia,tegra210"),
-                           "/etc/nv_tegra_release": "# R32 (release), REVISION: 7.4, GCID: 33514132, BOARD: t210ref, "
-                                                    "EABI: aarch64, DATE: Fri Jun  9 04:25:08 UTC 2023\n"})
+    root = tree(
+        tmp_path,
+        {
+            **dt("nvidia,p3450-0000", "nvidia,jetson-nano", "nvidia,tegra210"),
+            "/etc/nv_tegra_release": "# R32 (release), REVISION: 7.4, GCID: 33514132, BOARD: t210ref, "
+            "EABI: aarch64, DATE: Fri Jun  9 04:25:08 UTC 2023\n",
+        },
+    )
     assert detect_board(SysRoot(root)).detail == "L4T R32.7.4"
 
 
@@ -71,12 +90,21 @@ def accelerator_files(spec: AcceleratorSpec) -> list[dict[str, bytes | str]]:
     """One minimal tree per way the table says the accelerator can be found."""
     trees: list[dict[str, bytes | str]] = []
     for vendor, product, _ in spec.usb_ids:
-        trees.append({"/sys/bus/usb/devices/2-1/idVendor": vendor + "\n", "/sys/bus/usb/devices/2-1/idProduct":
-                      product + "\n", "/sys/bus/usb/devices/usb1/idVendor": "1d6b\n",
-                      "/sys/bus/usb/devices/usb1/idProduct": "0003\n"})
+        trees.append(
+            {
+                "/sys/bus/usb/devices/2-1/idVendor": vendor + "\n",
+                "/sys/bus/usb/devices/2-1/idProduct": product + "\n",
+                "/sys/bus/usb/devices/usb1/idVendor": "1d6b\n",
+                "/sys/bus/usb/devices/usb1/idProduct": "0003\n",
+            }
+        )
     for vendor, device in spec.pci_ids:
-        trees.append({"/sys/bus/pci/devices/0000:01:00.0/vendor": vendor + "\n",
-                      "/sys/bus/pci/devices/0000:01:00.0/device": device + "\n"})
+        trees.append(
+            {
+                "/sys/bus/pci/devices/0000:01:00.0/vendor": vendor + "\n",
+                "/sys/bus/pci/devices/0000:01:00.0/device": device + "\n",
+            }
+        )
     for pattern in spec.dev_nodes:
         trees.append({"/dev/" + pattern.replace("*", "0").replace("[0-9]", ""): ""})
     for node, compatible in spec.dt_nodes:
@@ -87,11 +115,12 @@ def accelerator_files(spec: AcceleratorSpec) -> list[dict[str, bytes | str]]:
 
 def board_for(spec: AcceleratorSpec) -> dict[str, bytes | str]:
     family = spec.board_families[0] if spec.board_families else BoardFamily.PC
-    return {
+    boards: dict[BoardFamily, dict[str, bytes | str]] = {
         BoardFamily.JETSON: dt("nvidia,p3768-0000+p3767-0005", "nvidia,p3767-0005", "nvidia,tegra234"),
         BoardFamily.ROCKCHIP: dt("radxa,rock-5b", "rockchip,rk3588"),
         BoardFamily.PC: {"/proc/cpuinfo": "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: lm avx2\n"},
-    }[family]
+    }
+    return boards[family]
 
 
 @pytest.mark.parametrize("spec", ACCELERATORS, ids=lambda s: s.key)
@@ -105,16 +134,25 @@ def test_each_accelerator_is_found_by_each_of_its_sources(tmp_path: Path, spec: 
 
 
 @pytest.mark.parametrize("spec", [s for s in ACCELERATORS if s.board_families], ids=lambda s: s.key)
-def test_board_bound_accelerators_are_not_found_on_other_boards(tmp_path: Path, spec: AcceleratorSpec) -> None:
+def test_board_bound_accelerators_are_not_found_on_other_boards(
+    tmp_path: Path, spec: AcceleratorSpec
+) -> None:
     for n, files in enumerate(accelerator_files(spec)):
         root = SysRoot(tree(tmp_path / str(n), {**dt("raspberrypi,5-model-b", "brcm,bcm2712"), **files}))
         assert detect_accelerators(root, detect_board(root)) == []
 
 
 def test_a_disabled_npu_node_is_not_an_accelerator(tmp_path: Path) -> None:
-    root = SysRoot(tree(tmp_path, {**dt("radxa,rock-5b", "rockchip,rk3588"),
-                                   "/proc/device-tree/npu@fdab0000/compatible": b"rockchip,rk3588-rknpu\0",
-                                   "/proc/device-tree/npu@fdab0000/status": b"disabled\0"}))
+    root = SysRoot(
+        tree(
+            tmp_path,
+            {
+                **dt("radxa,rock-5b", "rockchip,rk3588"),
+                "/proc/device-tree/npu@fdab0000/compatible": b"rockchip,rk3588-rknpu\0",
+                "/proc/device-tree/npu@fdab0000/status": b"disabled\0",
+            },
+        )
+    )
     assert detect_accelerators(root, detect_board(root)) == []
 
 
@@ -135,7 +173,8 @@ def test_variant_follows_memory_and_accelerators() -> None:
     assert plan.variant is ModelVariant.INT8 and "full-integer" in plan.variant_reason
     assert [b.kind for b in plan.backends] == [BackendKind.EDGETPU, BackendKind.XNNPACK, BackendKind.CPU]
     assert plan.backends[0].delegate == "libedgetpu.so.1" and dict(plan.backends[0].delegate_options) == {
-        "device": "usb"}
+        "device": "usb"
+    }
     assert plan.backends[1].threads == 3
 
 
