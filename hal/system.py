@@ -98,9 +98,8 @@ def detect_cpu(root: SysRoot) -> Cpu:
     features = tuple(f for f in ARM_FEATURES if f in flags)
     arch = "arm64" if first.get("CPU architecture") == "8" or "asimd" in flags else "arm"
     parts = sorted({_core_name(p) for p in processors if "CPU part" in p})
+    # "Hardware" is a poor last resort: Raspberry Pi kernels report BCM2835 on every model
     model = " + ".join(parts) or first.get("model name", "") or machine.get("Hardware", "") or arch
-    if hardware := machine.get("Hardware"):
-        model = f"{model} ({hardware})" if hardware not in model else model
     return Cpu(arch, model, cores, features)
 
 
@@ -128,12 +127,22 @@ def detect_memory_mb(root: SysRoot) -> int:
     return 0
 
 
-def detect_storage(root: SysRoot) -> list[Disk]:
-    root_device = ""
+def _root_device(root: SysRoot) -> str:
+    """The block device behind /, e.g. mmcblk0p2; older Pi OS mounts it as /dev/root, see /proc/cmdline."""
+    device = ""
     for line in (root.text("/proc/mounts") or "").splitlines():
         fields = line.split()
-        if len(fields) > 1 and fields[1] == "/":
-            root_device = fields[0].removeprefix("/dev/")
+        if len(fields) > 1 and fields[1] == "/" and fields[0].startswith("/dev/"):
+            device = fields[0].removeprefix("/dev/")
+    if device == "root":
+        for arg in (root.text("/proc/cmdline") or "").split():
+            if arg.startswith("root=/dev/"):
+                return arg.removeprefix("root=/dev/")
+    return device
+
+
+def detect_storage(root: SysRoot) -> list[Disk]:
+    root_device = _root_device(root)
     disks = []
     for path in root.glob("/sys/block/*"):
         name = path.rsplit("/", 1)[1]
@@ -150,4 +159,6 @@ def detect_storage(root: SysRoot) -> list[Disk]:
                 bool(root_device) and root_device.startswith(name),
             )
         )
+    if root_device == "root" and len(disks) == 1:  # /dev/root and no cmdline: the only disk holds it
+        disks = [Disk(d.name, d.kind, d.size_gb, d.removable, True) for d in disks]
     return disks
