@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hal.gpio.base import GpioBackend, GpioError, InputLine, LineSettings, OutputLine
+from hal.gpio.base import ActiveLevel, GpioBackend, GpioError, InputLine, LineSettings, OutputLine
 
 try:
     import gpiod
@@ -38,7 +38,9 @@ class _Request:
 
     def __init__(self, settings: LineSettings, direction: Any, output_value: Any = None) -> None:
         path = find_chip(settings.chip)
-        line_settings = gpiod.LineSettings(direction=direction, active_low=settings.active_level == "low")
+        line_settings = gpiod.LineSettings(
+            direction=direction, active_low=settings.active_level is ActiveLevel.LOW
+        )
         if output_value is not None:
             line_settings.output_value = output_value
         try:
