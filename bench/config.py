@@ -73,10 +73,38 @@ class ModbusTcpSlave(_Settings):
         return self
 
 
+class RtuSlave(_Settings):
+    """One slave on a simulated RS-485 line."""
+
+    unit: Annotated[int, Field(ge=1, le=247)]
+    registers: Annotated[list[SimRegister], Field(min_length=1)]
+
+
+class RtuLine(_Settings):
+    """A paced RS-485 line and the slaves on it; the appliance opens `link`."""
+
+    name: Annotated[str, Field(min_length=1)]
+    link: Annotated[str, Field(min_length=1)]  # path of the symlink to the appliance's end of the line
+    baudrate: Annotated[int, Field(ge=300, le=921600)] = 19200
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    slaves: Annotated[list[RtuSlave], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _units_unique(self) -> RtuLine:
+        units = [s.unit for s in self.slaves]
+        if dupes := sorted({u for u in units if units.count(u) > 1}):
+            raise ValueError(f"unit {dupes[0]} is on the line twice")
+        return self
+
+
 class BenchConfig(_Settings):
     """Everything `bench sim` starts."""
 
     modbus_tcp: list[ModbusTcpSlave] = []
+    rtu_lines: list[RtuLine] = []
+    control: Annotated[str, Field(pattern=r"^[^:]+:\d{1,5}$")] | None = None  # HOST:PORT of the fault API
 
 
 def load_bench_config(path: Path) -> BenchConfig:

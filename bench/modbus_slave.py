@@ -8,9 +8,11 @@ here from the Modbus rules, independently of the appliance's decoder, so the two
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
@@ -55,19 +57,53 @@ def encode(register: SimRegister, value: float) -> list[int]:
     return [int.from_bytes(w, register.byte_order) for w in words]
 
 
-class SimulatedSlave:
-    """One simulated device: its register layout, its signals, and the server that serves them."""
+@dataclass
+class Faults:
+    """What a simulated slave does wrong, changed on command while it runs."""
 
-    def __init__(self, settings: ModbusTcpSlave) -> None:
-        self.settings = settings
+    no_answer: bool = False  # requests go unanswered
+    late_s: float = 0.0  # answers come this late
+    exception: int | None = None  # every request is answered with this exception code
+    bad_crc: bool = False  # RTU: the answer's CRC is wrong
+    garbage: bool = False  # random bytes go out before the answer
+    truncate: bool = False  # only the first half of the answer goes out
+
+    KINDS = ("no_answer", "late_s", "exception", "bad_crc", "garbage", "truncate")
+
+    def clear(self) -> None:
+        self.no_answer, self.late_s, self.exception = False, 0.0, None
+        self.bad_crc = self.garbage = self.truncate = False
+
+    def active(self) -> dict[str, object]:
+        return {k: v for k in self.KINDS if (v := getattr(self, k))}
+
+    def mangle(self, frame: bytes) -> bytes:
+        """The bytes that go on the wire instead of a good answer `frame`."""
+        if self.no_answer:
+            return b""
+        if self.bad_crc:
+            frame = frame[:-1] + bytes([frame[-1] ^ 0xFF])
+        if self.truncate:
+            frame = frame[: max(1, len(frame) // 2)]
+        if self.garbage:
+            frame = os.urandom(7) + frame
+        return frame
+
+
+class SlaveModel:
+    """One simulated device: its register layout, its signals and its faults, as a pymodbus SimDevice."""
+
+    def __init__(self, unit: int, registers: Sequence[SimRegister]) -> None:
+        self.unit = unit
+        self.registers = registers
+        self.faults = Faults()
         self.t0 = time.monotonic()
         self.reads = 0
-        self.server = ModbusTcpServer(self.device(), address=(settings.host, settings.port))
 
     def device(self) -> SimDevice:
         blocks: list[list[SimData]] = []
         for table in _TABLES:
-            regs = [r for r in self.settings.registers if r.table == table]
+            regs = [r for r in self.registers if r.table == table]
             if table in ("coil", "discrete_input"):
                 block = [SimData(r.address, values=[False], datatype=DataType.BITS) for r in regs]
                 # pymodbus needs every table to be non-empty; park unused ones at the top of the map
@@ -78,9 +114,7 @@ class SimulatedSlave:
                 ]
                 block = block or [SimData(65535, datatype=DataType.INVALID)]
             blocks.append(block)
-        return SimDevice(
-            self.settings.unit, simdata=(blocks[0], blocks[1], blocks[2], blocks[3]), action=self._action
-        )
+        return SimDevice(self.unit, simdata=(blocks[0], blocks[1], blocks[2], blocks[3]), action=self._action)
 
     async def _action(
         self,
@@ -94,11 +128,15 @@ class SimulatedSlave:
         table = _TABLE_BY_FUNCTION.get(function_code)
         if table is None:
             return ExcCodes.ILLEGAL_FUNCTION
+        if self.faults.late_s:
+            await asyncio.sleep(self.faults.late_s)
+        if self.faults.exception is not None:
+            return ExcCodes(self.faults.exception)
         if set_values is not None:
             return ExcCodes.ILLEGAL_ADDRESS  # every simulated value is driven by its signal
         self.reads += 1
         t = time.monotonic() - self.t0
-        for reg in self.settings.registers:
+        for reg in self.registers:
             if reg.table != table or reg.address + reg.words <= address or reg.address >= address + count:
                 continue
             value = reg.signal.at(t)
@@ -110,6 +148,35 @@ class SimulatedSlave:
                 offset = reg.address - start
                 registers[offset : offset + reg.words] = encode(reg, value)
         return None
+
+
+class SimulatedSlave:
+    """A Modbus TCP device on loopback."""
+
+    def __init__(self, settings: ModbusTcpSlave) -> None:
+        self.settings = settings
+        self.model = SlaveModel(settings.unit, settings.registers)
+        self.server = ModbusTcpServer(
+            self.model.device(), address=(settings.host, settings.port), trace_packet=self._trace
+        )
+
+    @property
+    def faults(self) -> Faults:
+        return self.model.faults
+
+    @property
+    def reads(self) -> int:
+        return self.model.reads
+
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        return self.faults.mangle(data) if sending else data
+
+    def disconnect(self) -> int:
+        """Drop every client connection, as a device reboot or a cable pull would; returns how many."""
+        connections = list(self.server.active_connections.values())
+        for connection in connections:
+            connection.close()
+        return len(connections)
 
     async def serve(self) -> None:
         await self.server.serve_forever(background=True)

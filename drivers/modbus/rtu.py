@@ -1,0 +1,306 @@
+"""Modbus RTU: one master per serial line. A single thread owns the port and runs every transaction of
+every slave on the line in turn, writes first; it keeps the inter-frame silence (3.5 characters, 1.75 ms
+above 19200 baud), sizes each timeout from the frame lengths at the line's baud rate plus the slave's
+turnaround, and rests a slave that stops answering so it cannot stall the others.
+
+Frames are built and parsed with pymodbus's PDU classes and RTU CRC; the port I/O and its timing are
+ours, because they are what an RS-485 line needs and a general client does not give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import enum
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import serial
+from pymodbus.framer import FramerRTU
+from pymodbus.pdu import DecodePDU, ModbusPDU
+from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadDiscreteInputsRequest
+from pymodbus.pdu.register_message import ReadHoldingRegistersRequest, ReadInputRegistersRequest
+
+from drivers.modbus.planner import Block
+from drivers.modbus.registers import Table
+from drivers.modbus.tcp import FailureKind, ReadFailure
+
+log = logging.getLogger(__name__)
+
+_REQUESTS = {
+    Table.COIL: ReadCoilsRequest,
+    Table.DISCRETE_INPUT: ReadDiscreteInputsRequest,
+    Table.HOLDING: ReadHoldingRegistersRequest,
+    Table.INPUT: ReadInputRegistersRequest,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LineSettings:
+    """A serial line: a pyserial URL and its character format."""
+
+    url: str
+    baudrate: int = 19200
+    bytesize: int = 8
+    parity: str = "N"  # N, E, O
+    stopbits: int = 1
+
+    @property
+    def char_time_s(self) -> float:
+        """Seconds one character takes on the wire: start bit, data bits, parity bit, stop bits."""
+        return (1 + self.bytesize + (self.parity != "N") + self.stopbits) / self.baudrate
+
+    @property
+    def silence_s(self) -> float:
+        """The inter-frame gap the standard requires: 3.5 characters, fixed at 1.75 ms above 19200 baud."""
+        return 3.5 * self.char_time_s if self.baudrate <= 19200 else 0.00175
+
+    def wire_time_s(self, nbytes: int) -> float:
+        return nbytes * self.char_time_s
+
+
+def response_length(block: Block) -> int:
+    """Bytes of the normal answer to a read of `block`: unit, function, byte count, data, CRC."""
+    data = (block.count + 7) // 8 if block.table.is_bits else 2 * block.count
+    return 3 + data + 2
+
+
+def request_frame(unit: int, block: Block) -> bytes:
+    pdu = _REQUESTS[block.table](address=block.address, count=block.count, dev_id=unit)
+    return bytes(FramerRTU(DecodePDU(False)).buildFrame(pdu))
+
+
+@dataclass
+class _Job:
+    priority: int  # 0 writes, 1 polls
+    unit: int
+    frame: bytes
+    expect: int
+    timeout_s: float
+    future: concurrent.futures.Future[bytes] = field(default_factory=concurrent.futures.Future)
+
+
+class Priority(enum.IntEnum):
+    WRITE = 0
+    POLL = 1
+
+
+@dataclass
+class _SlaveState:
+    timeouts_in_row: int = 0
+    rest_until: float = 0.0
+    rest_s: float = 0.0
+
+
+class RtuBus:
+    """The master of one line. `submit()` is thread-safe; answers come back as futures."""
+
+    rest_after_timeouts = 2  # consecutive timeouts before a slave is rested
+    rest_initial_s = 1.0
+    rest_max_s = 30.0
+
+    def __init__(self, settings: LineSettings) -> None:
+        self.settings = settings
+        self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._slaves: dict[int, _SlaveState] = {}
+        self._port: serial.SerialBase | None = None
+        self._thread: threading.Thread | None = None
+        self._last_activity = 0.0  # monotonic time the line last went quiet
+        self.counts: dict[str, int] = {"transactions": 0, "garbage_bytes": 0, "reopens": 0}
+        self.busy_s = 0.0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"rtu:{self.settings.url}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._jobs.put((-1, -1, None))
+            self._thread.join(timeout=2)
+            self._thread = None
+        self._close_port()
+
+    def submit(
+        self, unit: int, frame: bytes, expect: int, turnaround_s: float, priority: Priority = Priority.POLL
+    ) -> concurrent.futures.Future[bytes]:
+        """Queue one transaction; the future holds the response frame or a ReadFailure."""
+        wire = self.settings.wire_time_s(len(frame) + expect)
+        job = _Job(int(priority), unit, frame, expect, wire + turnaround_s + 2 * self.settings.silence_s)
+        state = self._slaves.setdefault(unit, _SlaveState())
+        if priority is Priority.POLL and time.monotonic() < state.rest_until:
+            job.future.set_exception(
+                ReadFailure(FailureKind.BACKED_OFF, f"unit {unit} resting after timeouts")
+            )
+            return job.future
+        self._jobs.put((job.priority, next(self._order), job))
+        return job.future
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "url": self.settings.url,
+            "baudrate": self.settings.baudrate,
+            **self.counts,
+            "busy_s": round(self.busy_s, 3),
+            "queued": self._jobs.qsize(),
+            "resting_units": sorted(u for u, s in self._slaves.items() if s.rest_until > time.monotonic()),
+        }
+
+    def _run(self) -> None:
+        while True:
+            _, _, job = self._jobs.get()
+            if job is None:
+                return
+            if job.future.set_running_or_notify_cancel():
+                began = time.monotonic()
+                try:
+                    job.future.set_result(self._transact(job))
+                except ReadFailure as failure:
+                    job.future.set_exception(failure)
+                except Exception as exc:  # a driver bug must not kill the line for everyone
+                    log.exception("rtu transaction failed")
+                    job.future.set_exception(ReadFailure(FailureKind.BAD_RESPONSE, f"internal error: {exc}"))
+                self.busy_s += time.monotonic() - began
+
+    def _open(self) -> serial.SerialBase:
+        if self._port is None:
+            s = self.settings
+            try:
+                self._port = serial.serial_for_url(
+                    s.url,
+                    baudrate=s.baudrate,
+                    bytesize=s.bytesize,
+                    parity=s.parity,
+                    stopbits=s.stopbits,
+                    timeout=0,
+                )
+            except (serial.SerialException, OSError, ValueError) as exc:
+                raise ReadFailure(FailureKind.DISCONNECTED, f"cannot open {s.url}: {exc}") from exc
+            self.counts["reopens"] += 1
+        return self._port
+
+    def _close_port(self) -> None:
+        if self._port is not None:
+            self._port.close()
+            self._port = None
+
+    def _transact(self, job: _Job) -> bytes:
+        port = self._open()
+        state = self._slaves.setdefault(job.unit, _SlaveState())
+        try:
+            self._wait_silence()
+            if stale := port.read(4096):  # bytes nobody asked for: a late answer, noise
+                self.counts["garbage_bytes"] += len(stale)
+            port.write(job.frame)
+            port.flush()
+            sent = time.monotonic()
+            answer = self._read_answer(port, job, sent)
+        except (serial.SerialException, OSError) as exc:
+            self._close_port()
+            raise ReadFailure(FailureKind.DISCONNECTED, f"{self.settings.url}: {exc}") from exc
+        except ReadFailure as failure:
+            if failure.kind is FailureKind.TIMEOUT:
+                state.timeouts_in_row += 1
+                if state.timeouts_in_row >= self.rest_after_timeouts:
+                    state.rest_s = min(max(state.rest_s * 2, self.rest_initial_s), self.rest_max_s)
+                    state.rest_until = time.monotonic() + state.rest_s
+            raise
+        finally:
+            self._last_activity = time.monotonic()
+            self.counts["transactions"] += 1
+        state.timeouts_in_row, state.rest_s = 0, 0.0
+        return answer
+
+    def _wait_silence(self) -> None:
+        gap = self._last_activity + self.settings.silence_s - time.monotonic()
+        if gap > 0:
+            time.sleep(gap)
+
+    def _read_answer(self, port: serial.SerialBase, job: _Job, sent: float) -> bytes:
+        """Read one answer frame: exception frames are 5 bytes, normal ones `job.expect`."""
+        deadline = sent + self.settings.wire_time_s(len(job.frame)) + job.timeout_s
+        buf = bytearray()
+        need = job.expect
+        while len(buf) < need:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if buf:
+                    self.counts["garbage_bytes"] += len(buf)
+                    raise ReadFailure(
+                        FailureKind.BAD_RESPONSE,
+                        f"unit {job.unit}: answer cut short ({len(buf)} of {need} bytes)",
+                    )
+                raise ReadFailure(
+                    FailureKind.TIMEOUT, f"unit {job.unit}: no answer in {job.timeout_s * 1000:.1f} ms"
+                )
+            port.timeout = min(remaining, max(self.settings.char_time_s * 2, 0.001))
+            buf += port.read(need - len(buf))
+            if len(buf) >= 2 and buf[1] & 0x80:
+                need = 5
+        frame = bytes(buf[:need])
+        self._check(job, frame)
+        return frame
+
+    def _check(self, job: _Job, frame: bytes) -> None:
+        crc = int.from_bytes(frame[-2:], "big")
+        if not FramerRTU.check_CRC(frame[:-2], crc):
+            self._resync()
+            raise ReadFailure(FailureKind.BAD_CRC, f"unit {job.unit}: CRC mismatch in {frame.hex()}")
+        if frame[0] != job.unit or frame[1] & 0x7F != job.frame[1]:
+            self._resync()
+            raise ReadFailure(
+                FailureKind.BAD_RESPONSE,
+                f"unit {job.unit}: answer is for unit {frame[0]} function {frame[1]}",
+            )
+
+    def _resync(self) -> None:
+        """After a bad frame, swallow bytes until the line has been quiet for one silence."""
+        assert self._port is not None
+        self._port.timeout = self.settings.silence_s
+        while chunk := self._port.read(4096):
+            self.counts["garbage_bytes"] += len(chunk)
+
+
+def decode_answer(frame: bytes, block: Block) -> Sequence[int] | Sequence[bool]:
+    """The values of a checked answer frame, or ReadFailure for an exception or a malformed answer."""
+    pdu: ModbusPDU | None = DecodePDU(False).decode(frame[1:-2])
+    where = f"{block.table} {block.address}+{block.count}"
+    if pdu is None:
+        raise ReadFailure(FailureKind.BAD_RESPONSE, f"{where}: undecodable answer {frame.hex()}")
+    if pdu.isError():
+        raise ReadFailure(FailureKind.EXCEPTION, f"{where}: Modbus exception code {pdu.exception_code}")
+    values: Sequence[int] | Sequence[bool] = (
+        list(pdu.bits[: block.count]) if block.table.is_bits else list(pdu.registers)
+    )
+    if len(values) != block.count:
+        raise ReadFailure(FailureKind.BAD_RESPONSE, f"{where}: answered {len(values)} values")
+    return values
+
+
+class ModbusRtuClient:
+    """One slave on a line, with the same face as the TCP client so one poller serves both."""
+
+    def __init__(self, bus: RtuBus, unit: int, turnaround_s: float) -> None:
+        self.bus, self.unit, self.turnaround_s = bus, unit, turnaround_s
+
+    @property
+    def connected(self) -> bool:
+        return True  # the bus opens and reopens its port; resting slow slaves is its job too
+
+    async def connect(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    async def read(self, block: Block) -> Sequence[int] | Sequence[bool]:
+        future = self.bus.submit(
+            self.unit, request_frame(self.unit, block), response_length(block), self.turnaround_s
+        )
+        return decode_answer(await asyncio.wrap_future(future), block)
