@@ -1,4 +1,4 @@
-"""Polls one Modbus TCP device on its interval and turns its register map into readings.
+"""Polls one Modbus device (TCP, or RTU through its line's bus) on its interval into readings.
 
 Like a Home Assistant coordinator it owns the connection, the schedule and the errors: a failed
 read marks the affected channels' quality as error and is counted by kind; the poller never dies of
@@ -12,14 +12,14 @@ import collections
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from appliance.config.models import ModbusTcpDeviceSettings
+from appliance.config.models import ModbusDeviceSettings
 from appliance.records import Quality, Reading
 from appliance.service import Service
 from drivers.modbus.planner import Block, plan_reads
 from drivers.modbus.registers import DecodeError, Point
-from drivers.modbus.tcp import FailureKind, ModbusTcpClient, ReadFailure
+from drivers.modbus.tcp import FailureKind, ReadFailure
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,31 @@ ReadingSink = Callable[[Sequence[Reading]], None]
 RECONNECT_BACKOFF_MAX_S = 30.0
 
 
+class ModbusClient(Protocol):
+    """What the poller needs of a client: drivers.modbus.tcp.ModbusTcpClient and rtu.ModbusRtuClient."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def read(self, block: Block) -> Sequence[int] | Sequence[bool]: ...
+
+    def close(self) -> None: ...
+
+
 class ModbusPoller(Service):
     """One device, one connection, one schedule."""
 
-    def __init__(self, device_id: str, settings: ModbusTcpDeviceSettings, sink: ReadingSink) -> None:
+    def __init__(
+        self,
+        device_id: str,
+        settings: ModbusDeviceSettings,
+        client: Callable[[], ModbusClient],
+        sink: ReadingSink,
+        endpoint: str = "",
+    ) -> None:
         super().__init__()
+        self.client = client
+        self.endpoint = endpoint
         self.name = f"modbus:{device_id}"
         self.device_id = device_id
         self.settings = settings
@@ -47,7 +67,7 @@ class ModbusPoller(Service):
 
     def details(self) -> dict[str, Any]:
         return {
-            "endpoint": f"{self.settings.host}:{self.settings.port}/{self.settings.unit}",
+            "endpoint": self.endpoint,
             "requests_per_poll": len(self.blocks),
             "polls": self.polls,
             "overruns": self.overruns,
@@ -58,7 +78,7 @@ class ModbusPoller(Service):
 
     async def run(self) -> None:
         s = self.settings
-        client = ModbusTcpClient(s.host, s.port, s.unit, s.timeout_s)
+        client = self.client()
         try:
             due = time.monotonic()
             while True:
@@ -75,7 +95,7 @@ class ModbusPoller(Service):
         finally:
             client.close()
 
-    async def poll_once(self, client: ModbusTcpClient) -> list[Reading]:
+    async def poll_once(self, client: ModbusClient) -> list[Reading]:
         """Read every block once; each point yields exactly one reading, good or not."""
         readings: list[Reading] = []
         for block in self.blocks:

@@ -45,9 +45,12 @@ def read_toml(path: Path) -> dict[str, Any]:
 def parse_config(raw: Mapping[str, Any], source: str) -> ApplianceConfig:
     """Validate parsed TOML; `source` names the file in error lines."""
     try:
-        return ApplianceConfig.model_validate(raw)
+        config = ApplianceConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError([f"{source}: {line}" for line in describe(exc, raw)]) from None
+    if problems := config.cross_check():
+        raise ConfigError([f"{source}: {path}: {problem}" for path, problem in problems])
+    return config
 
 
 def load_config(path: Path) -> ApplianceConfig:

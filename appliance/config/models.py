@@ -102,20 +102,15 @@ class RegisterSettings(Settings):
         )
 
 
-class ModbusTcpDeviceSettings(Settings):
-    """A Modbus TCP unit polled on an interval."""
+class ModbusDeviceSettings(Settings):
+    """What every Modbus device has: a register map polled on an interval."""
 
-    type: Literal["modbus_tcp"]
-    host: Annotated[str, Field(min_length=1)]
-    port: Annotated[int, Field(ge=1, le=65535)] = 502
-    unit: Annotated[int, Field(ge=0, le=255)] = 1
     poll_interval_s: Annotated[float, Field(ge=0.01, le=3600)] = 1.0
-    timeout_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     max_gap: Annotated[int, Field(ge=0, le=124)] = 8
     registers: Annotated[list[RegisterSettings], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _consistent(self) -> ModbusTcpDeviceSettings:
+    def _consistent(self) -> ModbusDeviceSettings:
         self.register_map()  # raises ValueError on duplicate channels and overlaps
         return self
 
@@ -123,8 +118,40 @@ class ModbusTcpDeviceSettings(Settings):
         return RegisterMap.of(r.point() for r in self.registers)
 
 
-# One member today; serial and RTU devices join this union as their drivers land.
-DeviceSettings = Annotated[ModbusTcpDeviceSettings, Field(discriminator="type")]
+class ModbusTcpDeviceSettings(ModbusDeviceSettings):
+    """A Modbus TCP unit polled on an interval."""
+
+    type: Literal["modbus_tcp"]
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 502
+    unit: Annotated[int, Field(ge=0, le=255)] = 1
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+
+class ModbusRtuDeviceSettings(ModbusDeviceSettings):
+    """A slave on a serial line (see [buses]); its timeout follows from the baud rate and `turnaround_s`."""
+
+    type: Literal["modbus_rtu"]
+    bus: Annotated[str, Field(pattern=NAME_PATTERN)]
+    unit: Annotated[int, Field(ge=1, le=247)]
+    turnaround_s: Annotated[float, Field(gt=0, le=5)] = 0.05  # longest the slave takes to start answering
+
+
+DeviceSettings = Annotated[ModbusTcpDeviceSettings | ModbusRtuDeviceSettings, Field(discriminator="type")]
+
+
+class RtuBusSettings(Settings):
+    """A serial line with Modbus RTU slaves on it: one master serves them all in turn."""
+
+    type: Literal["modbus_rtu"]
+    url: Annotated[str, Field(min_length=1)]  # /dev/ttyUSB0, a pty, socket://host:port, rfc2217://...
+    baudrate: Annotated[int, Field(ge=300, le=921600)] = 19200
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+
+
+BusSettings = Annotated[RtuBusSettings, Field(discriminator="type")]
 
 
 class ApplianceConfig(Settings):
@@ -134,7 +161,17 @@ class ApplianceConfig(Settings):
     hal: HalSettings = HalSettings()
     http: HttpSettings = HttpSettings()
     store: StoreSettings = StoreSettings()
+    buses: dict[Annotated[str, Field(pattern=NAME_PATTERN)], BusSettings] = {}
     devices: dict[Annotated[str, Field(pattern=NAME_PATTERN)], DeviceSettings] = {}
     # Owned and validated by the bench (`bench sim --config`): when present, `appliance run`
     # starts that simulated world beside the runtime.
     bench: dict[str, Any] | None = None
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        """Mistakes between sections, as (key path, problem): each part was valid on its own."""
+        problems = []
+        for name, device in self.devices.items():
+            if isinstance(device, ModbusRtuDeviceSettings) and device.bus not in self.buses:
+                known = ", ".join(self.buses) or "none"
+                problems.append((f"devices.{name}.bus", f"no bus {device.bus!r} in [buses] (known: {known})"))
+        return problems

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import ConfigError, load_config
+from appliance.config import ConfigError, ModbusTcpDeviceSettings, load_config
 from appliance.config.loader import DEFAULT_CONFIG
 from drivers.modbus.registers import ByteOrder, DataType, Table
 from tests.conftest import ROOT
@@ -38,6 +38,7 @@ def errors_of(tmp_path: Path, text: str) -> list[str]:
 def test_the_embedded_default_is_valid() -> None:
     config = load_config(DEFAULT_CONFIG)
     press = config.devices["press-1"]
+    assert isinstance(press, ModbusTcpDeviceSettings)
     assert press.port == 15020
     points = {p.channel: p for p in press.register_map().points}
     assert points["oil_temperature"].datatype is DataType.FLOAT32

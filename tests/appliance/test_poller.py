@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 from typing import Any
 
 from appliance.config.models import ModbusTcpDeviceSettings
-from appliance.poller import ModbusPoller
+from appliance.poller import ModbusPoller, ReadingSink
 from appliance.records import Quality, Reading
 from bench.config import ModbusTcpSlave
 from bench.modbus_slave import SimulatedSlave
@@ -80,6 +81,11 @@ def device_settings(
     )
 
 
+def poller_for(port: int, sink: ReadingSink, extra: Sequence[dict[str, Any]] = ()) -> ModbusPoller:
+    settings = device_settings(port, extra)
+    return ModbusPoller("dev", settings, partial(ModbusTcpClient, "127.0.0.1", port, 1, 0.5), sink)
+
+
 def by_channel(readings: Sequence[Reading]) -> dict[str, Reading]:
     return {r.channel: r for r in readings}
 
@@ -96,7 +102,7 @@ async def rig(
     port = free_port()
     slave = SimulatedSlave(sim_settings(port))
     await slave.serve()
-    poller = ModbusPoller("dev", device_settings(port, extra), lambda _: None)
+    poller = poller_for(port, lambda _: None, extra)
     client = ModbusTcpClient("127.0.0.1", port, 1, 0.5)
     try:
         yield slave, poller, client
@@ -164,7 +170,7 @@ def test_an_absent_device_is_backed_off_without_stalling_the_schedule() -> None:
     async def body() -> None:
         port = free_port()  # nothing listens here
         got: list[Sequence[Reading]] = []
-        poller = ModbusPoller("dev", device_settings(port), got.append)
+        poller = poller_for(port, got.append)
         await poller.start()
         await asyncio.sleep(0.5)
         await poller.stop()
@@ -183,7 +189,7 @@ def test_the_service_polls_on_its_interval_and_stops_at_once() -> None:
         slave = SimulatedSlave(sim_settings(port))
         await slave.serve()
         got: list[Sequence[Reading]] = []
-        poller = ModbusPoller("dev", device_settings(port), got.append)
+        poller = poller_for(port, got.append)
         try:
             await poller.start()
             await asyncio.sleep(0.5)

@@ -1,0 +1,52 @@
+"""Builds the Modbus side of the runtime from the config: one bus service per serial line, one poller per
+device, each poller given the right client (a TCP connection of its own, or its line's shared master)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from appliance.config.models import ApplianceConfig, ModbusRtuDeviceSettings, ModbusTcpDeviceSettings
+from appliance.poller import ModbusClient, ModbusPoller, ReadingSink
+from appliance.service import Service
+from drivers.modbus.rtu import LineSettings, ModbusRtuClient, RtuBus
+from drivers.modbus.tcp import ModbusTcpClient
+
+
+class RtuBusService(Service):
+    """The master of one serial line, shared by the pollers of the slaves on it."""
+
+    def __init__(self, name: str, settings: LineSettings) -> None:
+        super().__init__()
+        self.name = f"bus:{name}"
+        self.bus = RtuBus(settings)
+
+    async def open(self) -> None:
+        self.bus.start()
+
+    async def close(self) -> None:
+        self.bus.stop()
+
+    def details(self) -> dict[str, Any]:
+        return self.bus.status()
+
+
+def build_modbus(
+    config: ApplianceConfig, sink: ReadingSink
+) -> tuple[list[RtuBusService], list[ModbusPoller]]:
+    buses = {
+        name: RtuBusService(name, LineSettings(b.url, b.baudrate, b.bytesize, b.parity, b.stopbits))
+        for name, b in config.buses.items()
+    }
+    pollers = []
+    for device_id, device in config.devices.items():
+        client: Callable[[], ModbusClient]
+        if isinstance(device, ModbusTcpDeviceSettings):
+            client = partial(ModbusTcpClient, device.host, device.port, device.unit, device.timeout_s)
+            endpoint = f"{device.host}:{device.port}/{device.unit}"
+        elif isinstance(device, ModbusRtuDeviceSettings):
+            client = partial(ModbusRtuClient, buses[device.bus].bus, device.unit, device.turnaround_s)
+            endpoint = f"{device.bus}/{device.unit}"
+        pollers.append(ModbusPoller(device_id, device, client, sink, endpoint))
+    return list(buses.values()), pollers
