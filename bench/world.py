@@ -7,7 +7,9 @@ import logging
 import signal
 
 from bench.config import BenchConfig
+from bench.control import ControlServer, FaultBoard
 from bench.modbus_slave import start_slaves
+from bench.rtu_line import SimulatedLine
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +23,33 @@ async def run_world(config: BenchConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     slaves = await start_slaves(config.modbus_tcp)
+    lines = [SimulatedLine(s) for s in config.rtu_lines]
+    control: ControlServer | None = None
+    tasks: list[asyncio.Task[None]] = []
     try:
+        for line in lines:
+            await line.serve()
         for slave in slaves:
             host, port = slave.address
             print(
                 f"modbus_tcp {slave.settings.name} listening on {host}:{port} unit {slave.settings.unit}",
                 flush=True,
             )
+        for line in lines:
+            s = line.settings
+            units = ",".join(str(u) for u in line.models)
+            frame = f"{s.baudrate} {s.bytesize}{s.parity}{s.stopbits}"
+            print(f"modbus_rtu {s.name} at {s.link} {frame} units {units}", flush=True)
+        if config.control:
+            control_host, _, control_port = config.control.rpartition(":")
+            control = ControlServer(FaultBoard(slaves, lines), control_host, int(control_port))
+            tasks.append(asyncio.create_task(control.serve()))
+            print(f"control http://{control.address[0]}:{control.address[1]}/faults", flush=True)
         print(READY, flush=True)
         await stop.wait()
     finally:
-        await asyncio.gather(*(s.shutdown() for s in slaves))
+        if control is not None:
+            control.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(s.shutdown() for s in slaves), *(line.shutdown() for line in lines))
         log.info("bench sim stopped")
