@@ -45,13 +45,14 @@ class Baseline:
 
     @property
     def std(self) -> float | None:
-        """The learned standard deviation, before any floor; None below two values."""
-        if self._count < 2 or math.isnan(self._m2):
+        """The learned standard deviation, before any floor; None below two values or after an overflow."""
+        if self._count < 2 or not (math.isfinite(self._m2) and math.isfinite(self._mean)):
             return None
         return math.sqrt(max(self._m2, 0.0) / (self._count - 1))
 
     def update(self, value: float) -> float | None:
         """Learn from `value` while learning (returning None); once frozen, return its sigma."""
+        value = float(value)  # a numpy scalar would turn an overflow into a RuntimeWarning
         if not math.isfinite(value):
             return None
         if self.learning:
@@ -67,7 +68,7 @@ class Baseline:
 
         May be +-inf when the numbers exceed the float range, never NaN.
         """
-        std = self.std
+        std, value = self.std, float(value)
         if self.learning or std is None or not math.isfinite(value):
             return None
         spread = max(std, RELATIVE_STD_FLOOR * abs(self._mean), ABSOLUTE_STD_FLOOR)

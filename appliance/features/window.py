@@ -47,6 +47,8 @@ class RollingWindow:
 
     def add(self, ts: float, value: float) -> bool:
         """Take one sample; False (and nothing changes) if ts or value is NaN or infinite."""
+        # plain floats: numpy scalars would turn an overflow in the sums into a RuntimeWarning
+        ts, value = float(ts), float(value)
         if not (math.isfinite(ts) and math.isfinite(value)):
             return False
         if self._samples and ts < self._samples[-1][0]:

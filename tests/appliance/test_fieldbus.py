@@ -62,21 +62,31 @@ def world(tmp: Path, control: int, tcp_ports: list[int]) -> str:
         baudrate = 19200
     """)
     for unit in (1, 2, 3):
-        text += f'[[bench.rtu_lines.slaves]]\nunit = {unit}\n' + SIM_REGISTERS.format(
-            table="bench.rtu_lines.slaves", mean=10 * unit)
-        text += (f'[devices.rtu{unit}]\ntype = "modbus_rtu"\nbus = "line-a"\nunit = {unit}\n'
-                 f"poll_interval_s = 0.2\nturnaround_s = 0.03\n" + REGISTERS.format(name=f"rtu{unit}"))
+        text += f"[[bench.rtu_lines.slaves]]\nunit = {unit}\n" + SIM_REGISTERS.format(
+            table="bench.rtu_lines.slaves", mean=10 * unit
+        )
+        text += (
+            f'[devices.rtu{unit}]\ntype = "modbus_rtu"\nbus = "line-a"\nunit = {unit}\n'
+            f"poll_interval_s = 0.2\nturnaround_s = 0.03\n" + REGISTERS.format(name=f"rtu{unit}")
+        )
     for n, port in enumerate(tcp_ports):
         text += f'[[bench.modbus_tcp]]\nname = "tcp{n}"\nport = {port}\n' + SIM_REGISTERS.format(
-            table="bench.modbus_tcp", mean=100 + n)
-        text += (f'[devices.tcp{n}]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\n'
-                 f"poll_interval_s = 0.2\ntimeout_s = 0.3\n" + REGISTERS.format(name=f"tcp{n}"))
+            table="bench.modbus_tcp", mean=100 + n
+        )
+        text += (
+            f'[devices.tcp{n}]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\n'
+            f"poll_interval_s = 0.2\ntimeout_s = 0.3\n" + REGISTERS.format(name=f"tcp{n}")
+        )
     return text
 
 
 def post(port: int, path: str, body: dict[str, Any]) -> Any:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response)
 
@@ -89,8 +99,9 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AppliancePr
     config.write_text(world(tmp, control, [free_port(), free_port()]))
     app = start_appliance(config, tmp / "data")
     try:
-        app.wait_for(lambda s: len(s["sensors"]) == 10 and all(x["quality"] == "ok" for x in s["sensors"]),
-                     timeout=20)
+        app.wait_for(
+            lambda s: len(s["sensors"]) == 10 and all(x["quality"] == "ok" for x in s["sensors"]), timeout=20
+        )
         yield app, control
     finally:
         app.close()
@@ -132,7 +143,10 @@ def test_a_dead_slave_does_not_change_the_others_poll_rate(line: tuple[Appliance
     finally:
         post(control, "/faults/clear", {"target": "line-a/3"})
     for device in ("rtu1", "rtu2", "tcp0", "tcp1"):
-        assert during[f"modbus:{device}"] == pytest.approx(before[f"modbus:{device}"], rel=0.1), (before, during)
+        assert during[f"modbus:{device}"] == pytest.approx(before[f"modbus:{device}"], rel=0.1), (
+            before,
+            during,
+        )
     assert status["services"]["modbus:rtu3"]["failures"]["timeout"] >= 2
     assert {x["quality"] for x in status["sensors"] if x["device"] == "rtu3"} == {"error"}
     assert {x["quality"] for x in status["sensors"] if x["device"] != "rtu3"} == {"ok"}
@@ -140,31 +154,38 @@ def test_a_dead_slave_does_not_change_the_others_poll_rate(line: tuple[Appliance
     app.wait_for(lambda s: all(x["quality"] == "ok" for x in s["sensors"]), timeout=40)
 
 
-@pytest.mark.parametrize(("target", "device", "fault", "counted"), [
-    ("line-a/2", "rtu2", {"exception": 4}, "exception"),
-    ("line-a/2", "rtu2", {"bad_crc": True}, "bad_crc"),
-    ("line-a/2", "rtu2", {"garbage": True}, "bad_crc"),
-    ("line-a/2", "rtu2", {"truncate": True}, "bad_response"),
-    ("line-a/2", "rtu2", {"late_s": 0.3}, "timeout"),
-    ("tcp1", "tcp1", {"exception": 6}, "exception"),
-    ("tcp1", "tcp1", {"no_answer": True}, "timeout"),
-    ("tcp1", "tcp1", {"late_s": 0.5}, "timeout"),
-    ("tcp1", "tcp1", {"garbage": True}, None),
-    ("tcp1", "tcp1", {"truncate": True}, None),
-])
-def test_each_injected_fault_is_survived_counted_and_shown(line: tuple[ApplianceProcess, int], target: str,
-                                                           device: str, fault: dict[str, Any],
-                                                           counted: str | None) -> None:
+@pytest.mark.parametrize(
+    ("target", "device", "fault", "counted"),
+    [
+        ("line-a/2", "rtu2", {"exception": 4}, "exception"),
+        ("line-a/2", "rtu2", {"bad_crc": True}, "bad_crc"),
+        ("line-a/2", "rtu2", {"garbage": True}, "bad_crc"),
+        ("line-a/2", "rtu2", {"truncate": True}, "bad_response"),
+        ("line-a/2", "rtu2", {"late_s": 0.3}, "timeout"),
+        ("tcp1", "tcp1", {"exception": 6}, "exception"),
+        ("tcp1", "tcp1", {"no_answer": True}, "timeout"),
+        ("tcp1", "tcp1", {"late_s": 0.5}, "timeout"),
+        ("tcp1", "tcp1", {"garbage": True}, None),
+        ("tcp1", "tcp1", {"truncate": True}, None),
+    ],
+)
+def test_each_injected_fault_is_survived_counted_and_shown(
+    line: tuple[ApplianceProcess, int], target: str, device: str, fault: dict[str, Any], counted: str | None
+) -> None:
     app, control = line
     start = failures(app, device)
     post(control, "/faults", {"target": target, **fault})
     try:
-        status = app.wait_for(lambda s: sum(s["services"][f"modbus:{device}"]["failures"].values())
-                              >= sum(start.values()) + 2)
+        status = app.wait_for(
+            lambda s: sum(s["services"][f"modbus:{device}"]["failures"].values()) >= sum(start.values()) + 2
+        )
     finally:
         post(control, "/faults/clear", {"target": target})
-    grew = {k: v - start.get(k, 0) for k, v in status["services"][f"modbus:{device}"]["failures"].items()
-            if v > start.get(k, 0)}
+    grew = {
+        k: v - start.get(k, 0)
+        for k, v in status["services"][f"modbus:{device}"]["failures"].items()
+        if v > start.get(k, 0)
+    }
     if counted:
         assert counted in grew, grew
     assert {x["quality"] for x in status["sensors"] if x["device"] == device} <= {"error", "ok"}
@@ -176,8 +197,12 @@ def test_a_dropped_tcp_connection_and_an_unplugged_line_come_back(line: tuple[Ap
     app, control = line
     start = failures(app, "tcp0")
     assert post(control, "/disconnect", {"target": "tcp0"})["dropped"] == 1
-    app.wait_for(lambda s: s["services"]["modbus:tcp0"]["failures"].get("disconnected", 0)
-                 > start.get("disconnected", 0) or s["services"]["modbus:tcp0"]["polls"] > 0)
+    app.wait_for(
+        lambda s: (
+            s["services"]["modbus:tcp0"]["failures"].get("disconnected", 0) > start.get("disconnected", 0)
+            or s["services"]["modbus:tcp0"]["polls"] > 0
+        )
+    )
     post(control, "/unplug", {"target": "line-a"})
     app.wait_for(lambda s: s["services"]["modbus:rtu1"]["failures"].get("disconnected", 0) > 0)
     post(control, "/plug_in", {"target": "line-a"})
