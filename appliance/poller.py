@@ -17,14 +17,22 @@ from typing import Any, Protocol
 from appliance.config.models import ModbusDeviceSettings
 from appliance.records import Quality, Reading
 from appliance.service import Service
-from drivers.modbus.planner import Block, plan_reads
-from drivers.modbus.registers import DecodeError, Point
+from drivers.modbus.planner import MAX_REGISTERS_PER_READ, Block, CostModel, plan_reads
+from drivers.modbus.registers import DecodeError, Point, Table
 from drivers.modbus.tcp import FailureKind, ReadFailure
 
 log = logging.getLogger(__name__)
 
 ReadingSink = Callable[[Sequence[Reading]], None]
 RECONNECT_BACKOFF_MAX_S = 30.0
+MAX_GAP = MAX_REGISTERS_PER_READ - 1
+AUTO_START_GAP = 8  # auto mode's first plan, until the cost of reads has been measured
+RETUNE_EVERY_POLLS = 20
+
+
+def _bridges(block: Block) -> bool:
+    """True if the read spans registers that belong to no point."""
+    return block.count > sum(p.count for p in block.points)
 
 
 class ModbusClient(Protocol):
@@ -56,7 +64,12 @@ class ModbusPoller(Service):
         self.device_id = device_id
         self.settings = settings
         self.sink = sink
-        self.blocks: list[Block] = plan_reads(settings.register_map(), settings.max_gap)
+        self.auto = settings.max_gap == "auto"
+        self.max_gap = AUTO_START_GAP if settings.max_gap == "auto" else settings.max_gap
+        self.costs = CostModel()
+        self.barriers: frozenset[tuple[Table, int]] = frozenset()
+        self.replans = 0
+        self.blocks: list[Block] = self._plan()
         self.polls = 0
         self.overruns = 0
         self.failures: collections.Counter[str] = collections.Counter()
@@ -69,6 +82,9 @@ class ModbusPoller(Service):
         return {
             "endpoint": self.endpoint,
             "requests_per_poll": len(self.blocks),
+            "max_gap": self.max_gap,
+            "max_gap_mode": "auto" if self.auto else "fixed",
+            "replans": self.replans,
             "polls": self.polls,
             "overruns": self.overruns,
             "failures": dict(self.failures),
@@ -85,6 +101,8 @@ class ModbusPoller(Service):
                 began = time.monotonic()
                 self.sink(await self.poll_once(client))
                 self.polls += 1
+                if self.auto and self.polls % RETUNE_EVERY_POLLS == 0:
+                    self.retune()
                 self.last_poll_ms = (time.monotonic() - began) * 1000
                 due += s.poll_interval_s
                 now = time.monotonic()
@@ -102,18 +120,50 @@ class ModbusPoller(Service):
             if not client.connected and time.monotonic() < self._reconnect_at:
                 readings += self._failed(block.points, time.time())
                 continue
+            began = time.perf_counter()
             try:
                 values = await client.read(block)
             except ReadFailure as failure:
                 self._count(failure)
+                if failure.kind is FailureKind.EXCEPTION and len(block.points) > 1 and _bridges(block):
+                    self._split(block)
                 if failure.kind in (FailureKind.DISCONNECTED, FailureKind.TIMEOUT):
                     self._reconnect_at = time.monotonic() + self._reconnect_delay
                     self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_BACKOFF_MAX_S)
                 readings += self._failed(block.points, time.time())
                 continue
+            self.costs.add(block.count, time.perf_counter() - began)
             self._reconnect_delay = self.settings.poll_interval_s
             readings += self._decode(block, values, time.time())
         return readings
+
+    def retune(self) -> None:
+        """Auto mode: bridge holes up to what a request costs in registers, as measured so far. Until
+        reads of two sizes have been timed, widen the gap to get some (a refused read only adds barriers)."""
+        best = self.costs.best_gap()
+        if best is None:
+            best = min(self.max_gap * 2 + 1, MAX_GAP)
+        if best != self.max_gap:
+            log.info("%s: max_gap %d -> %d", self.name, self.max_gap, best)
+            self.max_gap = best
+            self.blocks = self._plan()
+            self.replans += 1
+
+    def _plan(self) -> list[Block]:
+        return plan_reads(self.settings.register_map(), self.max_gap, self.barriers)
+
+    def _split(self, block: Block) -> None:
+        """The device refused a read that spans holes: never bridge into these points again."""
+        self.barriers |= {(block.table, p.address) for p in block.points}
+        log.warning(
+            "%s: %s read %d+%d refused; reading its points separately",
+            self.name,
+            block.table,
+            block.address,
+            block.count,
+        )
+        self.blocks = self._plan()
+        self.replans += 1
 
     def _decode(self, block: Block, values: Sequence[int] | Sequence[bool], ts: float) -> list[Reading]:
         out = []

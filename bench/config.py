@@ -62,6 +62,7 @@ class ModbusTcpSlave(_Settings):
     port: Annotated[int, Field(ge=0, le=65535)]
     unit: Annotated[int, Field(ge=1, le=247)] = 1
     registers: Annotated[list[SimRegister], Field(min_length=1)]
+    holes: Literal["invalid", "zero"] = "invalid"  # registers between points: refused, or read as 0
 
     @model_validator(mode="after")
     def _no_overlap(self) -> ModbusTcpSlave:
@@ -78,6 +79,7 @@ class RtuSlave(_Settings):
 
     unit: Annotated[int, Field(ge=1, le=247)]
     registers: Annotated[list[SimRegister], Field(min_length=1)]
+    holes: Literal["invalid", "zero"] = "invalid"
 
 
 class RtuLine(_Settings):

@@ -93,9 +93,10 @@ class Faults:
 class SlaveModel:
     """One simulated device: its register layout, its signals and its faults, as a pymodbus SimDevice."""
 
-    def __init__(self, unit: int, registers: Sequence[SimRegister]) -> None:
+    def __init__(self, unit: int, registers: Sequence[SimRegister], holes: str = "invalid") -> None:
         self.unit = unit
         self.registers = registers
+        self.holes = holes
         self.faults = Faults()
         self.t0 = time.monotonic()
         self.reads = 0
@@ -108,6 +109,10 @@ class SlaveModel:
                 block = [SimData(r.address, values=[False], datatype=DataType.BITS) for r in regs]
                 # pymodbus needs every table to be non-empty; park unused ones at the top of the map
                 block = block or [SimData(65520, values=[False] * 16, datatype=DataType.BITS)]
+            elif regs and self.holes == "zero":  # one span from the first point to the last; holes read 0
+                first = min(r.address for r in regs)
+                span = max(r.address + r.words for r in regs) - first
+                block = [SimData(first, count=span, values=0, datatype=DataType.REGISTERS)]
             else:
                 block = [
                     SimData(r.address, count=r.words, values=0, datatype=DataType.REGISTERS) for r in regs
@@ -155,7 +160,7 @@ class SimulatedSlave:
 
     def __init__(self, settings: ModbusTcpSlave) -> None:
         self.settings = settings
-        self.model = SlaveModel(settings.unit, settings.registers)
+        self.model = SlaveModel(settings.unit, settings.registers, settings.holes)
         self.server = ModbusTcpServer(
             self.model.device(), address=(settings.host, settings.port), trace_packet=self._trace
         )

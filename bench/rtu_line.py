@@ -15,7 +15,7 @@ from bench.rs485 import PacedLine
 class SimulatedLine:
     def __init__(self, settings: RtuLine) -> None:
         self.settings = settings
-        self.models = {s.unit: SlaveModel(s.unit, s.registers) for s in settings.slaves}
+        self.models = {s.unit: SlaveModel(s.unit, s.registers, s.holes) for s in settings.slaves}
         link = Path(settings.link)
         link.parent.mkdir(parents=True, exist_ok=True)
         self.line = PacedLine(link, settings.baudrate, settings.bytesize, settings.parity, settings.stopbits)

@@ -106,7 +106,8 @@ class ModbusDeviceSettings(Settings):
     """What every Modbus device has: a register map polled on an interval."""
 
     poll_interval_s: Annotated[float, Field(ge=0.01, le=3600)] = 1.0
-    max_gap: Annotated[int, Field(ge=0, le=124)] = 8
+    # unused registers a read may span; "auto" tunes it from the measured cost of requests and registers
+    max_gap: Annotated[int, Field(ge=0, le=124)] | Literal["auto"] = 8
     registers: Annotated[list[RegisterSettings], Field(min_length=1)]
 
     @model_validator(mode="after")

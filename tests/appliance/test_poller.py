@@ -205,3 +205,93 @@ def test_the_service_polls_on_its_interval_and_stops_at_once() -> None:
         assert status["running"] is False and status["requests_per_poll"] == 4
 
     asyncio.run(body())
+
+
+def gappy_sim(port: int, holes: str) -> ModbusTcpSlave:
+    # 30 float32 every 12 registers: holes of 10 between points, 360 registers in all
+    return ModbusTcpSlave.model_validate(
+        {
+            "name": "g",
+            "port": port,
+            "holes": holes,
+            "registers": [
+                {
+                    "table": "holding",
+                    "address": 12 * i,
+                    "datatype": "float32",
+                    "signal": {"type": "constant", "value": i},
+                }
+                for i in range(30)
+            ],
+        }
+    )
+
+
+def gappy_device(port: int, max_gap: int | str) -> ModbusTcpDeviceSettings:
+    return ModbusTcpDeviceSettings.model_validate(
+        {
+            "type": "modbus_tcp",
+            "host": "127.0.0.1",
+            "port": port,
+            "max_gap": max_gap,
+            "registers": [
+                {"channel": f"p{i}", "table": "holding", "address": 12 * i, "datatype": "float32"}
+                for i in range(30)
+            ],
+        }
+    )
+
+
+def test_auto_gap_tunes_to_the_fewest_requests() -> None:
+    async def body() -> ModbusPoller:
+        port = free_port()
+        slave = SimulatedSlave(gappy_sim(port, "zero"))
+        await slave.serve()
+        poller = ModbusPoller(
+            "dev",
+            gappy_device(port, "auto"),
+            partial(ModbusTcpClient, "127.0.0.1", port, 1, 0.5),
+            lambda _: None,
+        )
+        client = ModbusTcpClient("127.0.0.1", port, 1, 0.5)
+        try:
+            assert len(poller.blocks) == 30  # starts at gap 8: holes of 10 split every point
+            for _ in range(5):
+                for _ in range(20):
+                    readings = await poll(poller, client)
+                poller.retune()
+            assert {r.quality for r in readings.values()} == {Quality.OK}
+            assert [readings[f"p{i}"].value for i in range(30)] == list(range(30))
+        finally:
+            client.close()
+            await slave.shutdown()
+        return poller
+
+    poller = asyncio.run(body())
+    # loopback: a request costs far more than a register, so holes are read through; 350 registers
+    # need ceil(350 / 125) = 3 reads at best and the greedy plan is that best
+    assert poller.max_gap > 10
+    assert len(poller.blocks) == 3
+    assert poller.status()["max_gap_mode"] == "auto"
+
+
+def test_a_refused_bridged_read_is_split_and_never_retried() -> None:
+    async def body() -> tuple[ModbusPoller, list[dict[str, Reading]]]:
+        port = free_port()
+        slave = SimulatedSlave(gappy_sim(port, "invalid"))  # this device refuses reads through holes
+        await slave.serve()
+        poller = ModbusPoller(
+            "dev", gappy_device(port, 20), partial(ModbusTcpClient, "127.0.0.1", port, 1, 0.5), lambda _: None
+        )
+        client = ModbusTcpClient("127.0.0.1", port, 1, 0.5)
+        try:
+            return poller, [await poll(poller, client) for _ in range(3)]
+        finally:
+            client.close()
+            await slave.shutdown()
+
+    poller, cycles = asyncio.run(body())
+    assert {r.quality for r in cycles[0].values()} == {Quality.ERROR}
+    assert all(r.quality is Quality.OK for cycle in cycles[1:] for r in cycle.values())
+    assert len(poller.blocks) == 30 and poller.replans >= 1
+    assert poller.failures == {"exception": 3}  # the three bridged reads of the first plan

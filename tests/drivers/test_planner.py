@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from drivers.modbus.planner import MAX_BITS_PER_READ, MAX_REGISTERS_PER_READ, plan_reads
+import pytest
+
+from drivers.modbus.planner import MAX_BITS_PER_READ, MAX_REGISTERS_PER_READ, CostModel, plan_reads
 from drivers.modbus.registers import DataType, Point, RegisterMap, Table
 
 
@@ -60,3 +62,32 @@ def test_slices_pick_each_point_out_of_its_block() -> None:
     (block,) = plan_reads(rm)
     values = list(range(100, 100 + block.count))
     assert [values[block.slice_for(p)] for p in block.points] == [[100], [103, 104]]
+
+
+def test_barriers_start_new_reads() -> None:
+    rm = RegisterMap.of([Point("a", Table.INPUT, 0), Point("b", Table.INPUT, 2), Point("c", Table.INPUT, 4)])
+    assert spans(rm) == [("input", 0, 5)]
+    assert [(b.address, b.count) for b in plan_reads(rm, 8, frozenset({(Table.INPUT, 2)}))] == [
+        (0, 1),
+        (2, 3),
+    ]
+    assert len(plan_reads(rm, 8, frozenset({(Table.HOLDING, 2)}))) == 1  # a barrier in another table
+
+
+def test_cost_model_fits_request_and_register_cost() -> None:
+    costs = CostModel()
+    assert costs.best_gap() is None
+    for count in (1, 10, 50, 100) * 5:
+        costs.add(count, 0.002 + 0.00001 * count)  # 2 ms a request, 10 us a register
+    fitted = costs.fit()
+    assert fitted is not None
+    assert fitted[0] == pytest.approx(0.002) and fitted[1] == pytest.approx(0.00001)
+    assert costs.best_gap() == 124  # 200 registers' worth per request: bridge all the protocol allows
+    slow_line = CostModel()
+    for count in (2, 20, 60):
+        slow_line.add(count, 0.004 + 0.001 * count)  # serial: a register costs 1 ms
+    assert slow_line.best_gap() == 4
+    free = CostModel()
+    for count in (1, 2):
+        free.add(count, 0.001)
+    assert free.best_gap() == 124
