@@ -28,12 +28,16 @@ from pathlib import Path
 
 
 class Wire(enum.StrEnum):
+    """The two wire formats the simulated sensor can speak."""
+
     ASCII = "ascii"
     BINARY = "binary"
 
 
 @dataclass(frozen=True, slots=True)
 class SensorSettings:
+    """What the sensor speaks and how often; the seed makes its noise and its garbage replayable."""
+
     wire: Wire = Wire.ASCII
     rate_hz: float = 10.0
     seed: int = 0

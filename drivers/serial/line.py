@@ -1,0 +1,263 @@
+"""A serial line sensor: reads a pyserial URL in its own thread, decodes frames, reconnects with backoff.
+
+Any pyserial URL works: a device (/dev/ttyUSB0), a pty or a symlink to one, socket://host:port, loop://.
+pyserial reads block, so they run in a dedicated thread and never on the asyncio loop; records reach
+the caller through a callback on that thread (an asyncio user hands them over with
+`loop.call_soon_threadsafe`).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import serial
+
+from drivers.serial.frames import ErrorKind, Frame, FrameError, Framer
+
+log = logging.getLogger(__name__)
+
+
+class Parity(enum.StrEnum):
+    NONE = "N"
+    EVEN = "E"
+    ODD = "O"
+    MARK = "M"
+    SPACE = "S"
+
+
+class StopBits(enum.Enum):
+    ONE = 1
+    ONE_POINT_FIVE = 1.5
+    TWO = 2
+
+
+class LineState(enum.StrEnum):
+    STOPPED = "stopped"
+    CONNECTING = "connecting"  # opening the port, or waiting out a backoff before the next try
+    OPEN = "open"
+
+
+@dataclass(frozen=True, slots=True)
+class LineSettings:
+    """Where the sensor is and how its line is set up."""
+
+    url: str
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: Parity = Parity.NONE
+    stopbits: StopBits = StopBits.ONE
+    read_timeout_s: float = 0.1  # how long one read may block: bounds how fast stop() is noticed
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    stale_after_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.bytesize not in (5, 6, 7, 8):
+            raise ValueError(f"bytesize must be 5, 6, 7 or 8, got {self.bytesize}")
+        if not 0 < self.read_timeout_s <= 0.5:
+            raise ValueError(
+                f"read_timeout_s must be in (0, 0.5] so stop() stays prompt, got {self.read_timeout_s}"
+            )
+        if not 0 < self.backoff_initial_s <= self.backoff_max_s:
+            raise ValueError("backoff needs 0 < backoff_initial_s <= backoff_max_s")
+        if self.stale_after_s <= 0:
+            raise ValueError("stale_after_s must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Values decoded from one frame, stamped with the wall-clock time its bytes were read."""
+
+    timestamp: float
+    values: dict[str, float]
+    units: Mapping[str, str]
+
+
+def stale_channels(
+    last_good: Mapping[str, float],
+    stale_after_s: float,
+    now: float | None = None,
+    expected: Iterable[str] = (),
+) -> list[str]:
+    """Channels whose last good value is older than `stale_after_s`; `expected` ones never seen count too."""
+    now = time.time() if now is None else now
+    names = set(last_good) | set(expected)
+    return sorted(n for n in names if n not in last_good or now - last_good[n] > stale_after_s)
+
+
+class SerialLine:
+    """One sensor on one serial line: the service that owns its port, its thread and its counters."""
+
+    def __init__(
+        self,
+        settings: LineSettings,
+        framer: Framer,
+        on_record: Callable[[Record], None],
+        name: str = "serial",
+    ) -> None:
+        self.settings, self.framer, self.on_record, self.name = settings, framer, on_record, name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # guards the counters and the port handle across threads
+        self._port: serial.Serial | None = None
+        self._state = LineState.STOPPED
+        self._opens = 0
+        self._open_failures = 0
+        self._frames_ok = 0
+        self._errors = dict.fromkeys(ErrorKind, 0)
+        self._callback_errors = 0
+        self._last_error = ""
+        self._last_good: dict[str, float] = {}
+        self._last_values: dict[str, float] = {}
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"{self.name} is already started")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"serial-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ends the reader thread; returns within about one read timeout (at most 1 s)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(1.0)
+            if self._thread.is_alive():
+                # kept, so start() refuses rather than run two readers on one port
+                log.warning("%s: reader thread did not end within 1 s (a callback is blocking it)", self.name)
+                return
+            self._thread = None
+
+    def write(self, data: bytes) -> bool:
+        """Sends bytes to the sensor (a poll command); False when the port is not open right now."""
+        with self._lock:
+            port = self._port
+        if port is None:
+            return False
+        try:
+            port.write(data)
+        except (serial.SerialException, OSError) as exc:
+            log.warning("%s: write failed: %s", self.name, exc)
+            return False
+        return True
+
+    def stale(self, now: float | None = None) -> list[str]:
+        with self._lock:
+            last_good = dict(self._last_good)
+        return stale_channels(last_good, self.settings.stale_after_s, now, self.framer.channels)
+
+    def status(self) -> dict[str, Any]:
+        stale = self.stale()
+        with self._lock:
+            return {
+                "name": self.name,
+                "url": self.settings.url,
+                "state": str(self._state),
+                "frames_ok": self._frames_ok,
+                "errors": {str(kind): count for kind, count in self._errors.items()},
+                "reconnects": max(0, self._opens - 1),
+                "open_failures": self._open_failures,
+                "callback_errors": self._callback_errors,
+                "last_error": self._last_error,
+                "values": dict(self._last_values),
+                "last_good": dict(self._last_good),
+                "stale": stale,
+            }
+
+    def _run(self) -> None:
+        delay = self.settings.backoff_initial_s
+        while not self._stop.is_set():
+            self._set_state(LineState.CONNECTING)
+            try:
+                port = self._open()
+            except (serial.SerialException, OSError, ValueError) as exc:
+                self._failed(f"cannot open {self.settings.url}: {exc}", opening=True)
+            else:
+                good_before = self._frames_ok
+                try:
+                    self._pump(port)
+                except (serial.SerialException, OSError) as exc:
+                    self._failed(f"read failed: {exc}")
+                except Exception as exc:  # a bug must not kill the reader: report it and reopen
+                    log.exception("%s: unexpected error while reading", self.name)
+                    self._failed(f"unexpected {type(exc).__name__}: {exc}")
+                finally:
+                    self._close(port)
+                if self._frames_ok > good_before:
+                    delay = self.settings.backoff_initial_s  # the line worked: start backoff afresh
+            if self._stop.wait(delay):
+                break
+            delay = min(delay * 2, self.settings.backoff_max_s)
+        self._set_state(LineState.STOPPED)
+
+    def _open(self) -> serial.Serial:
+        s = self.settings
+        port = serial.serial_for_url(
+            s.url,
+            baudrate=s.baudrate,
+            bytesize=s.bytesize,
+            parity=s.parity.value,
+            stopbits=s.stopbits.value,
+            timeout=s.read_timeout_s,
+        )
+        with self._lock:
+            self._port, self._opens, self._state = port, self._opens + 1, LineState.OPEN
+        log.info("%s: opened %s", self.name, s.url)
+        return port
+
+    def _close(self, port: serial.Serial) -> None:
+        with self._lock:
+            self._port = None
+        try:
+            port.close()
+        except (serial.SerialException, OSError) as exc:
+            log.debug("%s: close failed: %s", self.name, exc)
+        self._deliver(self.framer.reset(), time.time())
+
+    def _pump(self, port: serial.Serial) -> None:
+        """Reads until stopped or the port fails."""
+        while not self._stop.is_set():
+            # One byte blocks up to the timeout; then whatever else is waiting, so frames are not delayed.
+            chunk = port.read(1)
+            if not chunk:
+                continue
+            waiting = port.in_waiting
+            if waiting:
+                chunk += port.read(waiting)
+            self._deliver(self.framer.feed(chunk), time.time())
+
+    def _deliver(self, items: Sequence[Frame | FrameError], timestamp: float) -> None:
+        for item in items:
+            if isinstance(item, FrameError):
+                with self._lock:
+                    self._errors[item.kind] += 1
+                log.debug("%s: %s", self.name, item)
+                continue
+            with self._lock:
+                self._frames_ok += 1
+                self._last_values.update(item.values)
+                self._last_good.update(dict.fromkeys(item.values, timestamp))
+            if not item.values:
+                continue
+            try:
+                self.on_record(Record(timestamp, item.values, self.framer.units))
+            except Exception:
+                with self._lock:
+                    self._callback_errors += 1
+                log.exception("%s: record callback failed", self.name)
+
+    def _failed(self, message: str, opening: bool = False) -> None:
+        with self._lock:
+            self._last_error = message
+            self._open_failures += opening
+        log.warning("%s: %s; retrying", self.name, message)
+
+    def _set_state(self, state: LineState) -> None:
+        with self._lock:
+            self._state = state
