@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import struct
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -69,7 +70,9 @@ class ModbusPoller(Service):
         self.costs = CostModel()
         self.barriers: frozenset[tuple[Table, int]] = frozenset()
         self.replans = 0
-        self.blocks: list[Block] = self._plan()
+        self.blocks: list[Block] = []
+        self._layouts: list[tuple[tuple[Point, int, bool], ...]] = []
+        self._plan()
         self.polls = 0
         self.overruns = 0
         self.failures: collections.Counter[str] = collections.Counter()
@@ -116,7 +119,7 @@ class ModbusPoller(Service):
     async def poll_once(self, client: ModbusClient) -> list[Reading]:
         """Read every block once; each point yields exactly one reading, good or not."""
         readings: list[Reading] = []
-        for block in self.blocks:
+        for block, layout in zip(self.blocks, self._layouts, strict=True):
             if not client.connected and time.monotonic() < self._reconnect_at:
                 readings += self._failed(block.points, time.time())
                 continue
@@ -134,7 +137,7 @@ class ModbusPoller(Service):
                 continue
             self.costs.add(block.count, time.perf_counter() - began)
             self._reconnect_delay = self.settings.poll_interval_s
-            readings += self._decode(block, values, time.time())
+            readings += self._decode(block, layout, values, time.time())
         return readings
 
     def retune(self) -> None:
@@ -146,11 +149,13 @@ class ModbusPoller(Service):
         if best != self.max_gap:
             log.info("%s: max_gap %d -> %d", self.name, self.max_gap, best)
             self.max_gap = best
-            self.blocks = self._plan()
+            self._plan()
             self.replans += 1
 
-    def _plan(self) -> list[Block]:
-        return plan_reads(self.settings.register_map(), self.max_gap, self.barriers)
+    def _plan(self) -> None:
+        """The reads, and for each the offset of every point in it, computed once per plan."""
+        self.blocks = plan_reads(self.settings.register_map(), self.max_gap, self.barriers)
+        self._layouts = [tuple((p, p.address - b.address, p.is_plain) for p in b.points) for b in self.blocks]
 
     def _split(self, block: Block) -> None:
         """The device refused a read that spans holes: never bridge into these points again."""
@@ -162,19 +167,35 @@ class ModbusPoller(Service):
             block.address,
             block.count,
         )
-        self.blocks = self._plan()
+        self._plan()
         self.replans += 1
 
-    def _decode(self, block: Block, values: Sequence[int] | Sequence[bool], ts: float) -> list[Reading]:
+    def _decode(
+        self,
+        block: Block,
+        layout: tuple[tuple[Point, int, bool], ...],
+        values: Sequence[int] | Sequence[bool],
+        ts: float,
+    ) -> list[Reading]:
+        packed = b""
+        if not block.table.is_bits:
+            try:  # one pack per block; big-endian points then decode straight from it
+                packed = struct.pack(f">{len(values)}H", *values)
+            except struct.error:
+                packed = b""  # a value that is no 16-bit word: every point goes the checked way
         out = []
-        for point in block.points:
+        device = self.device_id
+        for point, offset, plain in layout:
             try:
-                value: float | None = point.decode(values[block.slice_for(point)])
+                if packed and plain:
+                    value: float | None = point.decode_from(packed, offset)
+                else:
+                    value = point.decode(values[offset : offset + point.count])
                 quality = Quality.OK
             except DecodeError as exc:
                 self._count(ReadFailure(FailureKind.BAD_RESPONSE, str(exc)))
                 value, quality = None, Quality.ERROR
-            out.append(Reading(self.device_id, point.channel, value, point.unit, ts, quality))
+            out.append(Reading(device, point.channel, value, point.unit, ts, quality))
         return out
 
     def _failed(self, points: Sequence[Point], ts: float) -> list[Reading]:

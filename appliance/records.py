@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class Quality(enum.StrEnum):
@@ -14,9 +14,12 @@ class Quality(enum.StrEnum):
     ERROR = "error"  # the read failed; value is None
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One value of one channel of one field device at one moment (wall-clock seconds)."""
+class Reading(NamedTuple):
+    """One value of one channel of one field device at one moment (wall-clock seconds).
+
+    A NamedTuple rather than a frozen dataclass: just as immutable, and three times cheaper to create,
+    which counts at thousands of readings a second on a Pi.
+    """
 
     device: str
     channel: str

@@ -25,7 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     sim.add_argument("--check", action="store_true", help="only validate the [bench] table; exit 2 on errors")
     sim.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    perf = commands.add_parser("perf", help="run the benchmarks; print a table and optionally write JSON")
+    perf.add_argument("--quick", action="store_true", help="shorter runs, for a smoke test")
+    perf.add_argument("--json", type=Path, help="write the results here (CONTRACT.md's format)")
     args = parser.parse_args(argv)
+    if args.command == "perf":
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+        from bench.perf.runner import main as perf_main  # measures our code: imported only when asked
+
+        return perf_main(args.quick, args.json)
 
     logging.basicConfig(
         level=args.log_level.upper(),

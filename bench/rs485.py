@@ -5,6 +5,10 @@ byte, in either direction, takes one character time on a shared half-duplex medi
 no sooner than it would on a real wire and RTU timing can be tested against wire time. `unplug()` takes
 the appliance's end away (like pulling a USB-RS485 adapter) and `plug_in()` brings a new one back at
 the same symlink.
+
+The simulated slaves answer as a compliant RTU slave must: no sooner than 3.5 characters after the
+request's last byte (the silence that tells a slave the frame has ended). The master's own silence
+before each request is left to the master, so a master that skips it shows up in the timing.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ class PacedLine:
     ) -> None:
         self.link = link
         self.char_time_s = (1 + bytesize + (parity != "N") + stopbits) / baudrate
+        self.silence_s = 3.5 * self.char_time_s if baudrate <= 19200 else 0.00175
+        self._last_from = ""
+        self._request_end = 0.0
+        self.turnarounds: collections.deque[float] = collections.deque(maxlen=1000)  # request end -> answer
         self.bytes_carried = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -91,7 +99,9 @@ class PacedLine:
         while not self._stop.is_set():
             with self._lock:
                 masters = {fds[0]: side for side, fds in self._fds.items()}
-                due = [q[0][0] for q in self._queues.values() if q]
+                # wake when the last queued byte is due: a frame arrives whole at the moment its last
+                # byte would, which is all a receiver can observe, with one wake-up instead of one a byte
+                due = [q[-1][0] for q in self._queues.values() if q]
             wait = max(0.0, min(due) - time.monotonic()) if due else 0.05
             try:
                 readable, _, _ = select.select(list(masters), [], [], min(wait, 0.05))
@@ -111,6 +121,11 @@ class PacedLine:
         except (BlockingIOError, OSError):
             return
         other = _SIDES[1 - _SIDES.index(side)]
+        if side == "devices" and self._last_from == "appliance":
+            if self._request_end:
+                self.turnarounds.append(now - self._request_end)
+            self._free_at += self.silence_s  # a slave may answer only once the request has ended
+        self._last_from = side
         for byte in data:
             # one medium: a byte starts when the line is free, and is whole one character time later
             self._free_at = max(self._free_at, now) + self.char_time_s
@@ -125,3 +140,5 @@ class PacedLine:
                 with contextlib.suppress(OSError):
                     os.write(self._fds[side][0], bytes(ready))
                     self.bytes_carried += len(ready)
+                if side == "devices" and not pending:
+                    self._request_end = now

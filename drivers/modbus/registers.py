@@ -57,6 +57,9 @@ _LAYOUT: dict[DataType, tuple[str, int]] = {
 }
 
 
+_STRUCTS = {dt: struct.Struct(">" + fmt) for dt, (fmt, _) in _LAYOUT.items() if fmt}
+
+
 class DecodeError(ValueError):
     """Registers that cannot be turned into a value (wrong count, out of range)."""
 
@@ -83,6 +86,22 @@ class Point:
     @property
     def end(self) -> int:
         return self.address + self.count
+
+    def decode_from(self, packed: bytes, offset: int) -> float:
+        """Fast path for a big-endian point: decode from a block packed once as big-endian words,
+        `offset` words into it. Other orders and bits go through `decode`."""
+        raw: float = _STRUCTS[self.datatype].unpack_from(packed, 2 * offset)[0]
+        return raw * self.scale + self.offset
+
+    @property
+    def is_plain(self) -> bool:
+        """Big-endian bytes and words: what `decode_from` handles."""
+        return (
+            not self.table.is_bits
+            and self.datatype is not DataType.BOOL
+            and self.byte_order is ByteOrder.BIG
+            and self.word_order is ByteOrder.BIG
+        )
 
     def decode(self, words: Sequence[int] | Sequence[bool]) -> float:
         """Engineering value from this point's registers (or its single bit)."""

@@ -193,14 +193,17 @@ class RtuBus:
     def _transact(self, job: _Job) -> bytes:
         port = self._open()
         state = self._slaves.setdefault(job.unit, _SlaveState())
+        answered = False
         try:
             self._wait_silence()
+            port.timeout = 0  # only what is already there
             if stale := port.read(4096):  # bytes nobody asked for: a late answer, noise
                 self.counts["garbage_bytes"] += len(stale)
             port.write(job.frame)
             port.flush()
             sent = time.monotonic()
             answer = self._read_answer(port, job, sent)
+            answered = True
         except (serial.SerialException, OSError) as exc:
             self._close_port()
             raise ReadFailure(FailureKind.DISCONNECTED, f"{self.settings.url}: {exc}") from exc
@@ -212,7 +215,8 @@ class RtuBus:
                     state.rest_until = time.monotonic() + state.rest_s
             raise
         finally:
-            self._last_activity = time.monotonic()
+            if not answered:
+                self._last_activity = time.monotonic()  # after a timeout or a bad frame: quiet from now
             self.counts["transactions"] += 1
         state.timeouts_in_row, state.rest_s = 0, 0.0
         return answer
@@ -243,6 +247,7 @@ class RtuBus:
             buf += port.read(need - len(buf))
             if len(buf) >= 2 and buf[1] & 0x80:
                 need = 5
+        self._last_activity = time.monotonic()  # the line went quiet now; silence counts from here
         frame = bytes(buf[:need])
         self._check(job, frame)
         return frame

@@ -43,6 +43,12 @@ class ModbusTcpClient:
         self._client = AsyncModbusTcpClient(
             host, port=port, timeout=timeout_s, retries=0, reconnect_delay=0, reconnect_delay_max=0
         )
+        self._readers = {
+            Table.HOLDING: self._client.read_holding_registers,
+            Table.INPUT: self._client.read_input_registers,
+            Table.COIL: self._client.read_coils,
+            Table.DISCRETE_INPUT: self._client.read_discrete_inputs,
+        }
 
     @property
     def connected(self) -> bool:
@@ -59,33 +65,30 @@ class ModbusTcpClient:
         """The registers (or bits) of one block, exactly `block.count` of them."""
         if not self.connected:
             await self.connect()
-        reader = {
-            Table.HOLDING: self._client.read_holding_registers,
-            Table.INPUT: self._client.read_input_registers,
-            Table.COIL: self._client.read_coils,
-            Table.DISCRETE_INPUT: self._client.read_discrete_inputs,
-        }[block.table]
-        where = f"{block.table} {block.address}+{block.count} on unit {self.unit}"
         try:
-            response = await reader(block.address, count=block.count, device_id=self.unit)
+            response = await self._readers[block.table](block.address, count=block.count, device_id=self.unit)
         except ConnectionException as exc:
             self.close()
-            raise ReadFailure(FailureKind.DISCONNECTED, f"{where}: {exc}") from exc
+            raise ReadFailure(FailureKind.DISCONNECTED, f"{self._where(block)}: {exc}") from exc
         except ModbusIOException as exc:
             # pymodbus reports a request that got no answer in time as an IO error
             self.close()
-            raise ReadFailure(FailureKind.TIMEOUT, f"{where}: no answer in time") from exc
+            raise ReadFailure(FailureKind.TIMEOUT, f"{self._where(block)}: no answer in time") from exc
         except ModbusException as exc:
             self.close()
-            raise ReadFailure(FailureKind.BAD_RESPONSE, f"{where}: {exc}") from exc
+            raise ReadFailure(FailureKind.BAD_RESPONSE, f"{self._where(block)}: {exc}") from exc
         if response.isError():
             code = getattr(response, "exception_code", 0)
-            raise ReadFailure(FailureKind.EXCEPTION, f"{where}: Modbus exception code {code}")
+            raise ReadFailure(FailureKind.EXCEPTION, f"{self._where(block)}: Modbus exception code {code}")
         values: Sequence[int] | Sequence[bool] = (
-            list(response.bits[: block.count]) if block.table.is_bits else list(response.registers)
+            response.bits[: block.count] if block.table.is_bits else (response.registers)
         )
         if len(values) != block.count:
             raise ReadFailure(
-                FailureKind.BAD_RESPONSE, f"{where}: answered {len(values)} values instead of {block.count}"
+                FailureKind.BAD_RESPONSE,
+                f"{self._where(block)}: answered {len(values)} values instead of {block.count}",
             )
         return values
+
+    def _where(self, block: Block) -> str:
+        return f"{block.table} {block.address}+{block.count} on unit {self.unit}"
