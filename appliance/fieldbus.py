@@ -1,5 +1,5 @@
-"""Builds the Modbus side of the runtime from the config: one bus service per serial line, one poller per
-device, each poller given the right client (a TCP connection of its own, or its line's shared master)."""
+"""Builds the field side of the runtime from the config: one bus service per RTU line, one poller per
+Modbus device (a TCP connection of its own, or its line's shared master), one service per serial sensor."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from appliance.config.models import ApplianceConfig, ModbusRtuDeviceSettings, ModbusTcpDeviceSettings
+from appliance.config.models import (
+    ApplianceConfig,
+    ModbusRtuDeviceSettings,
+    ModbusTcpDeviceSettings,
+    SerialAsciiDeviceSettings,
+    SerialBinaryDeviceSettings,
+)
 from appliance.poller import ModbusClient, ModbusPoller, ReadingSink
+from appliance.serial_sensor import SerialSensor
 from appliance.service import Service
 from drivers.modbus.rtu import LineSettings, ModbusRtuClient, RtuBus
 from drivers.modbus.tcp import ModbusTcpClient
@@ -32,21 +39,23 @@ class RtuBusService(Service):
         return self.bus.status()
 
 
-def build_modbus(
-    config: ApplianceConfig, sink: ReadingSink
-) -> tuple[list[RtuBusService], list[ModbusPoller]]:
+def build_field(config: ApplianceConfig, sink: ReadingSink) -> list[Service]:
+    """Bus masters first, so they run before the pollers of the slaves on them."""
     buses = {
         name: RtuBusService(name, LineSettings(b.url, b.baudrate, b.bytesize, b.parity, b.stopbits))
         for name, b in config.buses.items()
     }
-    pollers = []
+    devices: list[Service] = []
     for device_id, device in config.devices.items():
         client: Callable[[], ModbusClient]
+        if isinstance(device, SerialAsciiDeviceSettings | SerialBinaryDeviceSettings):
+            devices.append(SerialSensor(device_id, device, sink))
+            continue
         if isinstance(device, ModbusTcpDeviceSettings):
             client = partial(ModbusTcpClient, device.host, device.port, device.unit, device.timeout_s)
             endpoint = f"{device.host}:{device.port}/{device.unit}"
         elif isinstance(device, ModbusRtuDeviceSettings):
             client = partial(ModbusRtuClient, buses[device.bus].bus, device.unit, device.turnaround_s)
             endpoint = f"{device.bus}/{device.unit}"
-        pollers.append(ModbusPoller(device_id, device, client, sink, endpoint))
-    return list(buses.values()), pollers
+        devices.append(ModbusPoller(device_id, device, client, sink, endpoint))
+    return [*buses.values(), *devices]

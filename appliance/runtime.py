@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config.models import ApplianceConfig, split_host_port
-from appliance.fieldbus import build_modbus
+from appliance.fieldbus import build_field
 from appliance.loop_lag import LoopMonitor
 from appliance.records import Reading
 from appliance.service import Service
@@ -62,10 +62,10 @@ class Runtime:
         self.web = WebServer(host, port, self.status)
         self.loop_monitor = LoopMonitor()
         world = [BenchWorld(config_path)] if config.bench is not None else []
-        buses, pollers = build_modbus(config, self.publish)
+        field = build_field(config, self.publish)
         # Start order: the simulated world before anything polls it, the store before anything writes,
         # a line's master before the pollers of its slaves.
-        self.services: list[Service] = [*world, self.loop_monitor, self.store, *buses, *pollers, self.web]
+        self.services: list[Service] = [*world, self.loop_monitor, self.store, *field, self.web]
         self._started: list[Service] = []
         self.hardware: HardwareReport | None = None
 

@@ -101,11 +101,22 @@ class RtuLine(_Settings):
         return self
 
 
+class SerialSensorSim(_Settings):
+    """A sensor writing frames to a pty; the appliance opens `link`."""
+
+    name: Annotated[str, Field(min_length=1)]
+    link: Annotated[str, Field(min_length=1)]
+    wire: Literal["ascii", "binary"] = "ascii"  # $PSEN,T=..,P=..,H=..*HH lines, or the framed binary protocol
+    rate_hz: Annotated[float, Field(gt=0, le=1000)] = 10.0
+    seed: int = 0
+
+
 class BenchConfig(_Settings):
     """Everything `bench sim` starts."""
 
     modbus_tcp: list[ModbusTcpSlave] = []
     rtu_lines: list[RtuLine] = []
+    serial_sensors: list[SerialSensorSim] = []
     control: Annotated[str, Field(pattern=r"^[^:]+:\d{1,5}$")] | None = None  # HOST:PORT of the fault API
 
 

@@ -7,6 +7,8 @@ Targets are a TCP slave's name, an RTU slave as `<line>/<unit>`, or a line's nam
     POST /faults/clear {"target": "press-1"}       back to normal
     POST /disconnect {"target": "press-1"}         drop the TCP connections of a slave
     POST /unplug {"target": "line-a"}, POST /plug_in {"target": "line-a"}   the appliance's end of a line
+    POST /serial {"target": "air", "action": "garbage"}   a serial sensor: garbage, bad_checksum,
+                                                   truncated, silence, resume, unplug, replug
 """
 
 from __future__ import annotations
@@ -24,14 +26,21 @@ from starlette.routing import Route
 
 from bench.modbus_slave import Faults, SimulatedSlave
 from bench.rtu_line import SimulatedLine
+from bench.serial_sensor import SimulatedSerialSensor
 
 
 class FaultBoard:
     """Every fault-injectable part of the running world, by target name."""
 
-    def __init__(self, tcp: list[SimulatedSlave], lines: list[SimulatedLine]) -> None:
+    def __init__(
+        self,
+        tcp: list[SimulatedSlave],
+        lines: list[SimulatedLine],
+        sensors: dict[str, SimulatedSerialSensor] | None = None,
+    ) -> None:
         self.tcp = {s.settings.name: s for s in tcp}
         self.lines = {line.settings.name: line for line in lines}
+        self.sensors = sensors or {}
 
     def faults(self, target: str) -> Faults:
         if target in self.tcp:
@@ -110,8 +119,31 @@ def build_app(board: FaultBoard) -> Starlette:
 
         return handler
 
+    async def serial(request: Request) -> Response:
+        try:
+            body = await _body(request)
+        except ValueError as exc:
+            return _error(str(exc))
+        sensor = board.sensors.get(body["target"])
+        if sensor is None:
+            return _error(f"no serial sensor {body['target']!r}; known: {', '.join(board.sensors)}")
+        actions: dict[str, Any] = {
+            "garbage": sensor.inject_garbage,
+            "bad_checksum": sensor.inject_bad_checksum,
+            "truncated": sensor.inject_truncated,
+            "silence": lambda: sensor.silence(True),
+            "resume": lambda: sensor.silence(False),
+            "unplug": sensor.unplug,
+            "replug": sensor.replug,
+        }
+        if body.get("action") not in actions:
+            return _error(f"unknown action {body.get('action')!r}; known: {', '.join(actions)}")
+        actions[body["action"]]()
+        return JSONResponse({"done": body["action"]})
+
     return Starlette(
         routes=[
+            Route("/serial", serial, methods=["POST"]),
             Route("/faults", get_faults, methods=["GET"]),
             Route("/faults", set_faults, methods=["POST"]),
             Route("/faults/clear", clear, methods=["POST"]),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
 from bench.config import BenchConfig
 from bench.control import ControlServer, FaultBoard
 from bench.modbus_slave import start_slaves
 from bench.rtu_line import SimulatedLine
+from bench.serial_sensor import SensorSettings, SimulatedSerialSensor, Wire
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +26,21 @@ async def run_world(config: BenchConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     slaves = await start_slaves(config.modbus_tcp)
     lines = [SimulatedLine(s) for s in config.rtu_lines]
+    sensors = {
+        s.name: SimulatedSerialSensor(
+            SensorSettings(Wire(s.wire), s.rate_hz, s.seed, Path(s.link).parent, Path(s.link).name)
+        )
+        for s in config.serial_sensors
+    }
     control: ControlServer | None = None
     tasks: list[asyncio.Task[None]] = []
     try:
         for line in lines:
             await line.serve()
+        for name, sensor in sensors.items():
+            Path(sensor.path).parent.mkdir(parents=True, exist_ok=True)
+            sensor.start()
+            print(f"serial {name} at {sensor.path} {sensor.settings.wire}", flush=True)
         for slave in slaves:
             host, port = slave.address
             print(
@@ -42,7 +54,7 @@ async def run_world(config: BenchConfig) -> None:
             print(f"modbus_rtu {s.name} at {s.link} {frame} units {units}", flush=True)
         if config.control:
             control_host, _, control_port = config.control.rpartition(":")
-            control = ControlServer(FaultBoard(slaves, lines), control_host, int(control_port))
+            control = ControlServer(FaultBoard(slaves, lines, sensors), control_host, int(control_port))
             tasks.append(asyncio.create_task(control.serve()))
             print(f"control http://{control.address[0]}:{control.address[1]}/faults", flush=True)
         print(READY, flush=True)
@@ -52,4 +64,6 @@ async def run_world(config: BenchConfig) -> None:
             control.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(s.shutdown() for s in slaves), *(line.shutdown() for line in lines))
+        for sensor in sensors.values():
+            sensor.stop()
         log.info("bench sim stopped")

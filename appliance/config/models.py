@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -138,7 +139,72 @@ class ModbusRtuDeviceSettings(ModbusDeviceSettings):
     turnaround_s: Annotated[float, Field(gt=0, le=5)] = 0.05  # longest the slave takes to start answering
 
 
-DeviceSettings = Annotated[ModbusTcpDeviceSettings | ModbusRtuDeviceSettings, Field(discriminator="type")]
+class SerialFieldSettings(Settings):
+    """A numeric value in a sensor's frames, delivered as a channel."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+
+
+class SerialChannelSettings(SerialFieldSettings):
+    """A channel of the binary protocol: its id in the frame."""
+
+    id: Annotated[int, Field(ge=0, le=255)]
+
+
+class SerialLineOptions(Settings):
+    """The port and its character format, and when a silent channel turns stale."""
+
+    url: Annotated[str, Field(min_length=1)]  # /dev/ttyUSB0, a pty path, socket://host:port, loop://
+    baudrate: Annotated[int, Field(ge=50, le=4_000_000)] = 9600
+    bytesize: Literal[5, 6, 7, 8] = 8
+    parity: Literal["N", "E", "O", "M", "S"] = "N"
+    stopbits: Literal[1, 2] = 1
+    stale_after_s: Annotated[float, Field(gt=0, le=86400)] = 5.0
+
+
+class SerialAsciiDeviceSettings(SerialLineOptions):
+    """A sensor printing text lines: a regex with named groups picks the values out of each line."""
+
+    type: Literal["serial_ascii"]
+    pattern: Annotated[str, Field(min_length=1)]
+    checksum: Literal["none", "nmea"] = "none"
+    fields: Annotated[list[SerialFieldSettings], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _pattern_names_fields(self) -> SerialAsciiDeviceSettings:
+        try:
+            groups = re.compile(self.pattern).groupindex
+        except re.error as exc:
+            raise ValueError(f"pattern is not a regular expression: {exc}") from None
+        if missing := [f.name for f in self.fields if f.name not in groups]:
+            raise ValueError(f"fields {missing} are not named groups (?P<name>...) of the pattern")
+        return self
+
+
+class SerialBinaryDeviceSettings(SerialLineOptions):
+    """A sensor sending the framed binary protocol of docs/drivers.md."""
+
+    type: Literal["serial_binary"]
+    channels: Annotated[list[SerialChannelSettings], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _ids_unique(self) -> SerialBinaryDeviceSettings:
+        ids = [c.id for c in self.channels]
+        if dupes := sorted({i for i in ids if ids.count(i) > 1}):
+            raise ValueError(f"channel id {dupes[0]} is used twice")
+        return self
+
+
+DeviceSettings = Annotated[
+    ModbusTcpDeviceSettings
+    | ModbusRtuDeviceSettings
+    | SerialAsciiDeviceSettings
+    | SerialBinaryDeviceSettings,
+    Field(discriminator="type"),
+]
 
 
 class RtuBusSettings(Settings):

@@ -1,0 +1,130 @@
+"""A serial line sensor as a service: frames from the reader thread become readings on the event loop,
+and a channel that has been silent longer than `stale_after_s` is published once more, marked stale."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from appliance.config.models import SerialAsciiDeviceSettings, SerialBinaryDeviceSettings
+from appliance.poller import ReadingSink
+from appliance.records import Quality, Reading
+from appliance.service import Service
+from drivers.serial import (
+    AsciiField,
+    AsciiFramer,
+    AsciiProtocol,
+    BinaryChannel,
+    BinaryFramer,
+    BinaryProtocol,
+    Checksum,
+    Framer,
+    LineSettings,
+    Parity,
+    Record,
+    SerialLine,
+    StopBits,
+)
+
+
+def framer_for(settings: SerialAsciiDeviceSettings | SerialBinaryDeviceSettings) -> Framer:
+    if isinstance(settings, SerialAsciiDeviceSettings):
+        fields = tuple(AsciiField(f.name, f.scale, f.offset, f.unit) for f in settings.fields)
+        return AsciiFramer(AsciiProtocol(settings.pattern, fields, Checksum(settings.checksum)))
+    channels = tuple(BinaryChannel(c.id, c.name, c.scale, c.offset, c.unit) for c in settings.channels)
+    return BinaryFramer(BinaryProtocol(channels))
+
+
+class SerialSensor(Service):
+    def __init__(
+        self,
+        device_id: str,
+        settings: SerialAsciiDeviceSettings | SerialBinaryDeviceSettings,
+        sink: ReadingSink,
+    ) -> None:
+        super().__init__()
+        self.name = f"serial:{device_id}"
+        self.device_id = device_id
+        self.settings = settings
+        self.sink = sink
+        self.framer = framer_for(settings)
+        self.units = dict(self.framer.units)
+        self.last: dict[str, tuple[float, float]] = {}  # channel -> (ts, value) of the last good reading
+        self.stale: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        s = settings
+        self.line = SerialLine(
+            LineSettings(
+                s.url,
+                s.baudrate,
+                s.bytesize,
+                Parity(s.parity),
+                StopBits(s.stopbits),
+                stale_after_s=s.stale_after_s,
+            ),
+            self.framer,
+            self._from_reader_thread,
+            name=self.name,
+        )
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.line.start()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.line.stop)
+
+    async def run(self) -> None:
+        """Mark channels stale: at least a few times per `stale_after_s`, so the mark is timely."""
+        while True:
+            await asyncio.sleep(min(self.settings.stale_after_s / 4, 1.0))
+            self._mark_stale(time.time())
+
+    def details(self) -> dict[str, Any]:
+        line = self.line.status()
+        return {
+            k: line[k] for k in ("state", "frames_ok", "errors", "reconnects", "last_error") if k in line
+        } | {"stale": sorted(self.stale)}
+
+    def _from_reader_thread(self, record: Record) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._publish, record)
+
+    def _publish(self, record: Record) -> None:
+        readings = []
+        for channel, value in record.values.items():
+            self.last[channel] = (record.timestamp, value)
+            self.stale.discard(channel)
+            readings.append(
+                Reading(
+                    self.device_id, channel, value, self.units.get(channel, ""), record.timestamp, Quality.OK
+                )
+            )
+        self.sink(readings)
+
+    def _mark_stale(self, now: float) -> None:
+        expected = set(self.units)
+        newly = [
+            c
+            for c in sorted(expected)
+            if c not in self.stale
+            and (c not in self.last or now - self.last[c][0] > self.settings.stale_after_s)
+        ]
+        if not newly:
+            return
+        self.stale.update(newly)
+        # the last good value, marked stale: the page and the rules see what it was and that it is old
+        self.sink(
+            [
+                Reading(
+                    self.device_id,
+                    c,
+                    self.last[c][1] if c in self.last else None,
+                    self.units.get(c, ""),
+                    now,
+                    Quality.STALE,
+                )
+                for c in newly
+            ]
+        )
