@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from appliance.config.models import ModbusDeviceSettings
+from appliance.derived import DerivedChannels
 from appliance.records import Quality, Reading
 from appliance.service import Service
 from drivers.modbus.planner import MAX_REGISTERS_PER_READ, Block, CostModel, plan_reads
@@ -61,6 +62,7 @@ class ModbusPoller(Service):
         super().__init__()
         self.client = client
         self.endpoint = endpoint
+        self.derived = DerivedChannels(device_id, settings.registers)
         self.name = f"modbus:{device_id}"
         self.device_id = device_id
         self.settings = settings
@@ -179,23 +181,31 @@ class ModbusPoller(Service):
     ) -> list[Reading]:
         packed = b""
         if not block.table.is_bits:
-            try:  # one pack per block; big-endian points then decode straight from it
+            try:  # one pack per block; plain points then decode straight from it
                 packed = struct.pack(f">{len(values)}H", *values)
             except struct.error:
                 packed = b""  # a value that is no 16-bit word: every point goes the checked way
         out = []
-        device = self.device_id
+        device, derived = self.device_id, self.derived
         for point, offset, plain in layout:
+            value: float | str | None = None
             try:
-                if packed and plain:
-                    value: float | None = point.decode_from(packed, offset)
-                else:
-                    value = point.decode(values[offset : offset + point.count])
+                if point.is_waveform:
+                    samples = point.decode_samples(values[offset : offset + point.count])
+                    out += derived.waveform(point.channel, ts, samples)
+                    continue
+                value = (
+                    point.decode_from(packed, offset)
+                    if packed and plain
+                    else point.decode(values[offset : offset + point.count])
+                )
                 quality = Quality.OK
             except DecodeError as exc:
                 self._count(ReadFailure(FailureKind.BAD_RESPONSE, str(exc)))
                 value, quality = None, Quality.ERROR
             out.append(Reading(device, point.channel, value, point.unit, ts, quality))
+            if isinstance(value, float) and point.channel in derived:
+                out += derived.scalar(point.channel, ts, value)
         return out
 
     def _failed(self, points: Sequence[Point], ts: float) -> list[Reading]:

@@ -23,7 +23,7 @@ class Reading(NamedTuple):
 
     device: str
     channel: str
-    value: float | None
+    value: float | str | None  # text for string registers
     unit: str
     ts: float
     quality: Quality

@@ -14,7 +14,7 @@ from appliance.config.errors import describe
 from appliance.config.loader import ConfigError, read_toml
 from bench.signals import Signal
 
-WORDS = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4, "bool": 1}
+WORDS = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4, "bool": 1, "string": 1}
 
 
 class _Settings(BaseModel):
@@ -26,11 +26,13 @@ class SimRegister(_Settings):
 
     table: Literal["coil", "discrete_input", "holding", "input"]
     address: Annotated[int, Field(ge=0, le=65535)]
-    datatype: Literal["bool", "int16", "uint16", "int32", "uint32", "float32", "float64"] = "uint16"
+    datatype: Literal["bool", "int16", "uint16", "int32", "uint32", "float32", "float64", "string"] = "uint16"
     byte_order: Literal["big", "little"] = "big"
     word_order: Literal["big", "little"] = "big"
     scale: float = 1.0
     offset: float = 0.0
+    length: Annotated[int, Field(ge=1, le=125)] = 1  # strings: registers; numbers: samples (a waveform)
+    sample_rate_hz: Annotated[float, Field(gt=0)] = 1000.0  # waveforms: spacing of the samples
     signal: Signal
 
     @property
@@ -39,7 +41,7 @@ class SimRegister(_Settings):
 
     @property
     def words(self) -> int:
-        return 1 if self.is_bit else WORDS[self.datatype]
+        return 1 if self.is_bit else WORDS[self.datatype] * self.length
 
     @model_validator(mode="after")
     def _fits(self) -> SimRegister:
@@ -49,6 +51,8 @@ class SimRegister(_Settings):
             raise ValueError(f"a {self.table} is one bit: datatype must be 'bool'")
         if not self.is_bit and self.datatype == "bool":
             raise ValueError(f"'bool' is for coils and discrete inputs, not {self.table} registers")
+        if (self.datatype == "string") != (self.signal.type == "text"):
+            raise ValueError("strings take a text signal, and a text signal needs datatype 'string'")
         if self.address + self.words > 65536:
             raise ValueError(f"{self.datatype} at address {self.address} runs past register 65535")
         return self

@@ -19,6 +19,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from bench.config import ModbusTcpSlave, SimRegister
+from bench.signals import Text, Vibration
 
 _TABLE_BY_FUNCTION = {
     1: "coil",
@@ -40,6 +41,29 @@ _RANGE = {
     "int32": (-(2**31), 2**31 - 1),
     "uint32": (0, 2**32 - 1),
 }
+
+
+def encode_text(register: SimRegister, text: str) -> list[int]:
+    """`length` registers of two characters, padded with NULs; the first character in the high byte
+    unless the byte order is little."""
+    data = text.encode("latin-1", errors="replace")[: 2 * register.length].ljust(2 * register.length, b"\0")
+    return [int.from_bytes(data[i : i + 2], register.byte_order) for i in range(0, len(data), 2)]
+
+
+def encode_value(register: SimRegister, t: float, fault: float) -> list[int]:
+    """The words of a register at time `t`: a text, one number, or a block of samples."""
+    signal = register.signal
+    if isinstance(signal, Text):
+        return encode_text(register, signal.value)
+    if register.length == 1:
+        return encode(register, signal.at(t))
+    if isinstance(signal, Vibration):
+        samples = signal.block(t, register.length, register.sample_rate_hz, fault)
+    else:
+        samples = [
+            signal.at(t - (register.length - 1 - i) / register.sample_rate_hz) for i in range(register.length)
+        ]
+    return [word for sample in samples for word in encode(register, sample)]
 
 
 def encode(register: SimRegister, value: float) -> list[int]:
@@ -67,12 +91,14 @@ class Faults:
     bad_crc: bool = False  # RTU: the answer's CRC is wrong
     garbage: bool = False  # random bytes go out before the answer
     truncate: bool = False  # only the first half of the answer goes out
+    bearing_fault: float = 0.0  # physics, not protocol: severity 0..1 of a bearing fault in vibration signals
 
-    KINDS = ("no_answer", "late_s", "exception", "bad_crc", "garbage", "truncate")
+    KINDS = ("no_answer", "late_s", "exception", "bad_crc", "garbage", "truncate", "bearing_fault")
 
     def clear(self) -> None:
         self.no_answer, self.late_s, self.exception = False, 0.0, None
         self.bad_crc = self.garbage = self.truncate = False
+        self.bearing_fault = 0.0
 
     def active(self) -> dict[str, object]:
         return {k: v for k in self.KINDS if (v := getattr(self, k))}
@@ -144,14 +170,14 @@ class SlaveModel:
         for reg in self.registers:
             if reg.table != table or reg.address + reg.words <= address or reg.address >= address + count:
                 continue
-            value = reg.signal.at(t)
             if reg.is_bit:
+                value = reg.signal.at(t)
                 # coils and discrete inputs: 16 per register, lowest address in the lowest bit
                 index, bit = reg.address // 16 - start, reg.address % 16
                 registers[index] = registers[index] | (1 << bit) if value else registers[index] & ~(1 << bit)
             else:
                 offset = reg.address - start
-                registers[offset : offset + reg.words] = encode(reg, value)
+                registers[offset : offset + reg.words] = encode_value(reg, t, self.faults.bearing_fault)
         return None
 
 

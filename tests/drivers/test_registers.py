@@ -77,3 +77,37 @@ def test_register_map_refuses_duplicates_and_overlaps() -> None:
         RegisterMap.of([Point("a", Table.HOLDING, 0, DataType.FLOAT32), Point("b", Table.HOLDING, 1)])
     # the same address in two different tables is two different registers
     RegisterMap.of([Point("a", Table.HOLDING, 0), Point("b", Table.INPUT, 0)])
+
+
+def test_strings_read_two_characters_a_register() -> None:
+    name = Point("serial", Table.HOLDING, 0, DataType.STRING, length=4)
+    assert name.count == 4 and not name.is_waveform and not name.is_plain
+    words = [int.from_bytes(b"PX-2207\0"[i : i + 2], "big") for i in range(0, 8, 2)]
+    assert name.decode(words) == "PX-2207"
+    swapped = Point("serial", Table.HOLDING, 0, DataType.STRING, byte_order=ByteOrder.LITTLE, length=4)
+    assert (
+        swapped.decode([int.from_bytes(b"PX-2207 "[i : i + 2], "little") for i in range(0, 8, 2)])
+        == "PX-2207"
+    )
+    with pytest.raises(DecodeError):
+        name.decode([0x10000, 0, 0, 0])
+
+
+def test_waveforms_decode_to_samples_in_engineering_units() -> None:
+    samples = [-1.5, 0.25, 3.0]
+    int_wave = Point("vib", Table.INPUT, 0, DataType.INT16, scale=0.001, length=3)
+    assert int_wave.is_waveform and int_wave.count == 3
+    words = [w for s in samples for w in struct_words("h", round(s / 0.001))]
+    assert list(int_wave.decode_samples(words)) == pytest.approx(samples)
+    float_wave = Point("vib", Table.INPUT, 0, DataType.FLOAT32, word_order=ByteOrder.LITTLE, length=3)
+    assert float_wave.count == 6
+    words = [w for s in samples for w in reversed(struct_words("f", s))]
+    assert list(float_wave.decode_samples(words)) == pytest.approx(samples)
+    with pytest.raises(DecodeError, match="expected 6 registers"):
+        float_wave.decode_samples(words[:5])
+    with pytest.raises(DecodeError, match="not a 16-bit word"):
+        int_wave.decode_samples([1, -2, 3])
+
+
+def struct_words(fmt: str, value: float) -> list[int]:
+    return words(fmt, value)

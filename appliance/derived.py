@@ -1,0 +1,57 @@
+"""Derived channels: the features of a channel (rate of change, deviation in sigma, waveform RMS, peak and
+band energies) published as readings of their own, `<channel>.<feature>`, so rules and the store treat
+them like any other channel."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from appliance.config.models import RegisterSettings
+from appliance.features import ChannelFeatures, FeatureSnapshot
+from appliance.records import Quality, Reading
+
+
+class DerivedChannels:
+    """Feature state for every channel of one device that asks for features."""
+
+    def __init__(self, device: str, registers: Sequence[RegisterSettings]) -> None:
+        self.device = device
+        self.features = {
+            r.channel: ChannelFeatures(
+                r.features.window_s, r.features.baseline_samples, r.features.waveform()
+            )
+            for r in registers
+            if r.features is not None
+        }
+        self.units = {r.channel: r.unit for r in registers}
+
+    def __contains__(self, channel: str) -> bool:
+        return channel in self.features
+
+    def scalar(self, channel: str, ts: float, value: float) -> list[Reading]:
+        snap = self.features[channel].add_value(ts, value)
+        unit = self.units[channel]
+        return self._emit(
+            channel, ts, [("rate", snap.rate_per_s, f"{unit}/s"), ("sigma", snap.sigma, "sigma")]
+        )
+
+    def waveform(self, channel: str, ts: float, samples: npt.NDArray[np.float64]) -> list[Reading]:
+        snap = self.features[channel].add_block(ts, samples)
+        unit = self.units[channel]
+        values = [("rms", snap.rms, unit), ("peak", snap.peak, unit), ("sigma", snap.sigma, "sigma")]
+        values += [(f"band_{name}", amplitude, unit) for name, amplitude in (snap.bands or {}).items()]
+        return self._emit(channel, ts, values)
+
+    def _emit(self, channel: str, ts: float, values: list[tuple[str, float | None, str]]) -> list[Reading]:
+        # a feature not known yet (baseline still learning, too few samples) is left out, not sent as None
+        return [
+            Reading(self.device, f"{channel}.{name}", value, unit, ts, Quality.OK)
+            for name, value, unit in values
+            if value is not None
+        ]
+
+
+__all__ = ["DerivedChannels", "FeatureSnapshot"]
