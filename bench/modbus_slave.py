@@ -167,6 +167,9 @@ class SlaveModel:
             return ExcCodes.ILLEGAL_ADDRESS  # every simulated value is driven by its signal
         self.reads += 1
         t = time.monotonic() - self.t0
+        if table in ("coil", "discrete_input"):
+            # for bit tables pymodbus passes the 16-bit registers the request touches, not the bits
+            address, count = address // 16 * 16, count * 16
         for reg in self.registers:
             if reg.table != table or reg.address + reg.words <= address or reg.address >= address + count:
                 continue

@@ -120,7 +120,10 @@ class Point:
     def decode_from(self, packed: bytes, offset: int) -> float:
         """Fast path for a plain point: decode from a block packed once as big-endian words, `offset`
         words into it. Other orders, bits, strings and waveforms go through `decode`/`decode_samples`."""
-        raw: float = _STRUCTS[self.datatype].unpack_from(packed, 2 * offset)[0]
+        try:
+            raw: float = _STRUCTS[self.datatype].unpack_from(packed, 2 * offset)[0]
+        except struct.error as exc:
+            raise DecodeError(f"{self.channel}: {exc}") from exc
         return raw * self.scale + self.offset
 
     def decode(self, words: Sequence[int] | Sequence[bool]) -> float | str:
@@ -129,6 +132,8 @@ class Point:
             raise DecodeError(f"{self.channel}: expected {self.count} register(s), got {len(words)}")
         if self.datatype is DataType.STRING and not self.table.is_bits:
             return _text(words, self.byte_order)
+        if self.is_waveform:
+            raise DecodeError(f"{self.channel}: a waveform of {self.length} samples; use decode_samples")
         if self.table.is_bits or self.datatype is DataType.BOOL:
             raw: float = 1.0 if words[0] else 0.0
         else:
