@@ -32,6 +32,12 @@ AUTO_START_GAP = 8  # auto mode's first plan, until the cost of reads has been m
 RETUNE_EVERY_POLLS = 20
 
 
+# How each point of a read is decoded, worked out once per plan rather than once per poll.
+_PLAIN, _WAVEFORM, _OTHER = "plain", "waveform", "other"
+# (point, offset in the read, how, has features, (unpack_from, byte offset, scale, offset) for plain points)
+Layout = tuple[tuple[Point, int, str, bool, tuple[Any, int, float, float] | None], ...]
+
+
 def _bridges(block: Block) -> bool:
     """True if the read spans registers that belong to no point."""
     return block.count > sum(p.count for p in block.points)
@@ -73,7 +79,7 @@ class ModbusPoller(Service):
         self.barriers: frozenset[tuple[Table, int]] = frozenset()
         self.replans = 0
         self.blocks: list[Block] = []
-        self._layouts: list[tuple[tuple[Point, int, bool], ...]] = []
+        self._layouts: list[Layout] = []
         self._plan()
         self.polls = 0
         self.overruns = 0
@@ -155,9 +161,18 @@ class ModbusPoller(Service):
             self.replans += 1
 
     def _plan(self) -> None:
-        """The reads, and for each the offset of every point in it, computed once per plan."""
+        """The reads, and for each how every point in it is decoded, worked out once per plan."""
         self.blocks = plan_reads(self.settings.register_map(), self.max_gap, self.barriers)
-        self._layouts = [tuple((p, p.address - b.address, p.is_plain) for p in b.points) for b in self.blocks]
+        self._layouts = [tuple(self._layout(p, p.address - b.address) for p in b.points) for b in self.blocks]
+
+    def _layout(
+        self, point: Point, offset: int
+    ) -> tuple[Point, int, str, bool, tuple[Any, int, float, float] | None]:
+        featured = point.channel in self.derived
+        if point.is_plain:
+            fast = (point.unpacker().unpack_from, 2 * offset, point.scale, point.offset)
+            return point, offset, _PLAIN, featured, fast
+        return point, offset, _WAVEFORM if point.is_waveform else _OTHER, featured, None
 
     def _split(self, block: Block) -> None:
         """The device refused a read that spans holes: never bridge into these points again."""
@@ -173,11 +188,7 @@ class ModbusPoller(Service):
         self.replans += 1
 
     def _decode(
-        self,
-        block: Block,
-        layout: tuple[tuple[Point, int, bool], ...],
-        values: Sequence[int] | Sequence[bool],
-        ts: float,
+        self, block: Block, layout: Layout, values: Sequence[int] | Sequence[bool], ts: float
     ) -> list[Reading]:
         packed = b""
         if not block.table.is_bits:
@@ -187,24 +198,24 @@ class ModbusPoller(Service):
                 packed = b""  # a value that is no 16-bit word: every point goes the checked way
         out = []
         device, derived = self.device_id, self.derived
-        for point, offset, plain in layout:
+        for point, offset, how, featured, fast in layout:
             value: float | str | None = None
             try:
-                if point.is_waveform:
+                if how is _PLAIN and packed:
+                    unpack, byte_offset, scale, shift = fast  # type: ignore[misc]  # set for plain points
+                    value = unpack(packed, byte_offset)[0] * scale + shift
+                elif how is _WAVEFORM:
                     samples = point.decode_samples(values[offset : offset + point.count])
                     out += derived.waveform(point.channel, ts, samples)
                     continue
-                value = (
-                    point.decode_from(packed, offset)
-                    if packed and plain
-                    else point.decode(values[offset : offset + point.count])
-                )
+                else:
+                    value = point.decode(values[offset : offset + point.count])
                 quality = Quality.OK
             except DecodeError as exc:
                 self._count(ReadFailure(FailureKind.BAD_RESPONSE, str(exc)))
                 value, quality = None, Quality.ERROR
             out.append(Reading(device, point.channel, value, point.unit, ts, quality))
-            if isinstance(value, float) and point.channel in derived:
+            if featured and isinstance(value, float):
                 out += derived.scalar(point.channel, ts, value)
         return out
 

@@ -12,11 +12,12 @@ class SensorSnapshot:
     """Latest reading per channel, kept in the order channels first appeared."""
 
     def __init__(self) -> None:
-        self._latest: dict[str, Reading] = {}
+        self._latest: dict[tuple[str, str], Reading] = {}
 
     def update(self, readings: Sequence[Reading]) -> None:
-        for reading in readings:
-            self._latest[reading.sensor_id] = reading
+        latest = self._latest
+        for reading in readings:  # keyed by (device, channel): no string is built on this hot path
+            latest[reading[0], reading[1]] = reading
 
     def sensors(self) -> list[dict[str, Any]]:
         return [

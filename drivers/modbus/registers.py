@@ -117,6 +117,10 @@ class Point:
             and self.word_order is ByteOrder.BIG
         )
 
+    def unpacker(self) -> struct.Struct:
+        """The struct that reads this plain point's raw number (big-endian)."""
+        return _STRUCTS[self.datatype]
+
     def decode_from(self, packed: bytes, offset: int) -> float:
         """Fast path for a plain point: decode from a block packed once as big-endian words, `offset`
         words into it. Other orders, bits, strings and waveforms go through `decode`/`decode_samples`."""
