@@ -15,8 +15,9 @@ from bench.config import ModbusTcpSlave
 from bench.modbus_slave import SimulatedSlave
 from drivers.modbus.tcp import ModbusTcpClient
 from tests.conftest import free_port
+from tests.modbus_layout import Row, sim_slave, tcp_device
 
-LAYOUT = [
+LAYOUT: list[Row] = [
     # (channel, table, address, datatype, byte_order, word_order, scale, offset, value)
     ("temp", "input", 0, "float32", "big", "big", 1.0, 0.0, 21.25),
     ("pressure", "input", 2, "int16", "big", "big", 0.1, 0.0, -12.5),
@@ -29,56 +30,13 @@ LAYOUT = [
 
 
 def sim_settings(port: int) -> ModbusTcpSlave:
-    return ModbusTcpSlave.model_validate(
-        {
-            "name": "s",
-            "port": port,
-            "unit": 1,
-            "registers": [
-                {
-                    "table": t,
-                    "address": a,
-                    "datatype": d,
-                    "byte_order": bo,
-                    "word_order": wo,
-                    "scale": s,
-                    "offset": o,
-                    "signal": {"type": "constant", "value": v},
-                }
-                for _, t, a, d, bo, wo, s, o, v in LAYOUT
-            ],
-        }
-    )
+    return sim_slave(LAYOUT, port)
 
 
 def device_settings(
     port: int, extra: Sequence[dict[str, Any]] = (), **options: Any
 ) -> ModbusTcpDeviceSettings:
-    registers = [
-        {
-            "channel": c,
-            "table": t,
-            "address": a,
-            "datatype": d,
-            "byte_order": bo,
-            "word_order": wo,
-            "scale": s,
-            "offset": o,
-        }
-        for c, t, a, d, bo, wo, s, o, _ in LAYOUT
-    ]
-    return ModbusTcpDeviceSettings.model_validate(
-        {
-            "type": "modbus_tcp",
-            "host": "127.0.0.1",
-            "port": port,
-            "poll_interval_s": 0.05,
-            "timeout_s": 0.5,
-            "max_gap": 2,
-            "registers": registers + list(extra),
-            **options,
-        }
-    )
+    return tcp_device(LAYOUT, port, extra, **{"max_gap": 2, **options})
 
 
 def poller_for(port: int, sink: ReadingSink, extra: Sequence[dict[str, Any]] = ()) -> ModbusPoller:

@@ -31,6 +31,7 @@ from drivers.modbus.planner import Block
 from drivers.modbus.registers import Table
 from drivers.modbus.tcp import ModbusTcpClient
 from tests.conftest import free_port
+from tests.modbus_layout import Row, sim_slave, tcp_device
 
 T = TypeVar("T")
 
@@ -280,7 +281,7 @@ def test_mbpoll_reads_two_simulated_rtu_slaves_through_the_paced_line(tmp_path: 
 # ---------------------------------------------------------------------------------------------------------
 # our driver against pyModbusTCP's server, and against the bench
 
-LAYOUT = [
+LAYOUT: list[Row] = [
     # (channel, table, address, datatype, byte_order, word_order, scale, offset, value)
     ("temp", "input", 0, "float32", "big", "big", 1.0, 0.0, 21.25),
     ("temp_swapped", "input", 2, "float32", "big", "little", 1.0, 0.0, -7.75),
@@ -321,52 +322,11 @@ def fill_data_bank(bank: Any) -> None:
 
 
 def device_settings(port: int) -> ModbusTcpDeviceSettings:
-    return ModbusTcpDeviceSettings.model_validate(
-        {
-            "type": "modbus_tcp",
-            "host": "127.0.0.1",
-            "port": port,
-            "poll_interval_s": 0.05,
-            "timeout_s": 0.5,
-            "max_gap": 0,
-            "registers": [
-                {
-                    "channel": c,
-                    "table": t,
-                    "address": a,
-                    "datatype": d,
-                    "byte_order": bo,
-                    "word_order": wo,
-                    "scale": s,
-                    "offset": o,
-                }
-                for c, t, a, d, bo, wo, s, o, _ in LAYOUT
-            ],
-        }
-    )
+    return tcp_device(LAYOUT, port, max_gap=0)
 
 
 def sim_settings(port: int) -> ModbusTcpSlave:
-    return ModbusTcpSlave.model_validate(
-        {
-            "name": "bench",
-            "port": port,
-            "unit": 1,
-            "registers": [
-                {
-                    "table": t,
-                    "address": a,
-                    "datatype": d,
-                    "byte_order": bo,
-                    "word_order": wo,
-                    "scale": s,
-                    "offset": o,
-                    "signal": {"type": "constant", "value": v},
-                }
-                for _, t, a, d, bo, wo, s, o, v in LAYOUT
-            ],
-        }
-    )
+    return sim_slave(LAYOUT, port, "bench")
 
 
 async def poll_values(port: int) -> dict[str, tuple[float | str | None, Quality]]:
