@@ -28,8 +28,26 @@ class DerivedChannels:
         }
         self.units = {r.channel: r.unit for r in registers}
 
+        self.waveform_names = {
+            r.channel: ["rms", "peak", "sigma"] + [f"band_{b}" for b in waveform.band_names]
+            for r in registers
+            if r.features is not None and (waveform := r.features.waveform()) is not None
+        }
+
     def __contains__(self, channel: str) -> bool:
         return channel in self.features
+
+    def failed(self, channel: str, ts: float) -> list[Reading]:
+        """Error readings for what a channel publishes when its read failed: a waveform's features, or
+        the channel itself."""
+        names = (
+            [f"{channel}.{n}" for n in self.waveform_names[channel]]
+            if channel in self.waveform_names
+            else [channel]
+        )
+        return [
+            Reading(self.device, name, None, self.units.get(channel, ""), ts, Quality.ERROR) for name in names
+        ]
 
     def scalar(self, channel: str, ts: float, value: float) -> list[Reading]:
         snap = self.features[channel].add_value(ts, value)

@@ -220,7 +220,7 @@ class ModbusPoller(Service):
         return out
 
     def _failed(self, points: Sequence[Point], ts: float) -> list[Reading]:
-        return [Reading(self.device_id, p.channel, None, p.unit, ts, Quality.ERROR) for p in points]
+        return [reading for p in points for reading in self.derived.failed(p.channel, ts)]
 
     def _count(self, failure: ReadFailure) -> None:
         self.failures[str(failure.kind)] += 1
