@@ -15,6 +15,7 @@ from pathlib import Path
 from appliance.config.loader import DEFAULT_CONFIG, ConfigError, load_config, read_toml
 from appliance.config.models import check_host_port
 from appliance.hal_view import render
+from appliance.infer import infer
 from appliance.runtime import Runtime
 from appliance.store.migrations import SchemaTooNew
 from appliance.world import WorldFailed
@@ -50,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file; exit 2 on errors")
     check.add_argument("file", type=Path)
 
+    infer = commands.add_parser("infer", help="run a model on images with the plan this box would use")
+    infer.add_argument("--model", type=Path, required=True, help="a .tflite model")
+    infer.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
+    infer.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    infer.add_argument("--labels", default="", help="class names in output order, comma-separated")
+    infer.add_argument("--color", choices=["rgb", "bgr"], default="rgb", help="channel order the model wants")
+    infer.add_argument("--range", default="0,1", help="real input values for pixels 0 and 255 (default 0,1)")
+    infer.add_argument("--root", type=Path, default=Path("/"), help="plan for the hardware under this root")
+
     hal = commands.add_parser("hal", help="the hardware report and the inference plan")
     hal.add_argument("--root", type=Path, default=Path("/"), help="read a fixture tree instead of /")
     hal.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -62,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         return check_config(args.file)
     if args.command == "hal":
         return show_hal(args.root, args.json)
+    if args.command == "infer":
+        try:
+            low, high = (float(x) for x in args.range.split(","))
+        except ValueError:
+            print(f"--range: expected LOW,HIGH such as 0,1 or -1,1, got {args.range!r}", file=sys.stderr)
+            return 2
+        labels = [x.strip() for x in args.labels.split(",") if x.strip()]
+        return infer(args.model, args.images, args.json, labels, args.color, (low, high), args.root)
     return run(args)
 
 

@@ -1,6 +1,13 @@
 """Running LiteRT models on the backend the inference plan picks, falling back and recovering at run time."""
 
 from hal.inference.engine import InferenceEngine, NoBackendAvailable
-from hal.inference.runner import BackendUnavailable, Runner, load_litert
+from hal.inference.runner import BackendUnavailable, InputError, Runner, load_litert
 
-__all__ = ["BackendUnavailable", "InferenceEngine", "NoBackendAvailable", "Runner", "load_litert"]
+__all__ = [
+    "BackendUnavailable",
+    "InferenceEngine",
+    "InputError",
+    "NoBackendAvailable",
+    "Runner",
+    "load_litert",
+]

@@ -8,13 +8,13 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hal.inference.runner import Loader, Runner, load_litert
+from hal.inference.runner import Fill, InputError, Loader, Runner, load_litert
 from hal.plan import InferencePlan
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,26 @@ class InferenceEngine:
 
     def invoke(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Outputs of the model; a failing backend is dropped for the next one and the call retried there."""
+        return self._call(lambda runner: runner.invoke(inputs))
+
+    def run(self, fill: Fill) -> list[np.ndarray]:
+        """Like invoke, but `fill` writes the inputs straight into the input tensors (no copy); after a
+        fallback it is called again for the next backend's tensors."""
+        return self._call(lambda runner: runner.run(fill))
+
+    def input_details(self) -> list[dict[str, Any]]:
+        with self._lock:
+            if self._runner is None:
+                raise NoBackendAvailable("the engine is not open")
+            return self._runner.input_details()
+
+    def output_details(self) -> list[dict[str, Any]]:
+        with self._lock:
+            if self._runner is None:
+                raise NoBackendAvailable("the engine is not open")
+            return self._runner.output_details()
+
+    def _call(self, call: Callable[[Runner], list[np.ndarray]]) -> list[np.ndarray]:
         with self._lock:
             while True:
                 runner = self._runner
@@ -72,7 +92,9 @@ class InferenceEngine:
                     raise NoBackendAvailable("the engine is not open")
                 began = time.perf_counter()
                 try:
-                    outputs = runner.invoke(inputs)
+                    outputs = call(runner)
+                except InputError:
+                    raise  # bad input data: no other backend would do better
                 except Exception as exc:
                     self._fall_back(exc)
                     continue

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from hal.inference.runner import BackendUnavailable, Loader, Runner, load_litert
+from hal.inference.runner import BackendUnavailable, Fill, Loader, Runner, load_litert
 from hal.plan import BackendKind, PlannedBackend
 
 ACCELERATED = (BackendKind.EDGETPU, BackendKind.GPU)
@@ -68,6 +68,18 @@ class _MockRunner:
             raise RuntimeError(f"{self.backend.kind}: mock accelerator stopped answering")
         self.device.invocations += 1
         return self.compute.invoke(inputs)
+
+    def run(self, fill: Fill) -> list[np.ndarray]:
+        if self.device.failing:
+            raise RuntimeError(f"{self.backend.kind}: mock accelerator stopped answering")
+        self.device.invocations += 1
+        return self.compute.run(fill)
+
+    def input_details(self) -> list[dict[str, Any]]:
+        return self.compute.input_details()
+
+    def output_details(self) -> list[dict[str, Any]]:
+        return self.compute.output_details()
 
     def close(self) -> None:
         self.compute.close()

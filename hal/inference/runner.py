@@ -24,6 +24,10 @@ class BackendUnavailable(RuntimeError):
     """This backend cannot run here: its library or device is missing, or it refused the model."""
 
 
+class InputError(ValueError):
+    """Filling the input tensors failed: the caller's data, not the backend, is at fault."""
+
+
 class Runner(Protocol):
     """A model loaded on one backend."""
 
@@ -33,10 +37,19 @@ class Runner(Protocol):
 
     def invoke(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]: ...
 
+    def run(self, fill: Fill) -> list[np.ndarray]:
+        """Let `fill` write the inputs straight into the input tensors, invoke, return the outputs."""
+        ...
+
+    def input_details(self) -> list[dict[str, Any]]: ...
+
+    def output_details(self) -> list[dict[str, Any]]: ...
+
     def close(self) -> None: ...
 
 
 Loader = Callable[[PlannedBackend, Path], Runner]
+Fill = Callable[[list[np.ndarray]], None]  # writes into views of the input tensors
 
 
 def litert_interpreter_module() -> ModuleType:
@@ -88,6 +101,22 @@ class LiteRTRunner:
             self.interpreter.set_tensor(index, value)
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(i) for i in self._outputs]
+
+    def run(self, fill: Fill) -> list[np.ndarray]:
+        # The views alias the interpreter's buffers; LiteRT refuses to invoke while any is alive, so they
+        # exist only for the call to `fill`.
+        try:
+            fill([self.interpreter.tensor(i)() for i in self._inputs])
+        except Exception as exc:
+            raise InputError(f"cannot fill the model's inputs: {exc}") from exc
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(i) for i in self._outputs]
+
+    def input_details(self) -> list[dict[str, Any]]:
+        return list(self.interpreter.get_input_details())
+
+    def output_details(self) -> list[dict[str, Any]]:
+        return list(self.interpreter.get_output_details())
 
     def close(self) -> None:
         del self.interpreter

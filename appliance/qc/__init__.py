@@ -1,0 +1,1 @@
+"""Camera quality control: a user's LiteRT model on camera frames, a decision policy, and evidence."""

@@ -1,0 +1,106 @@
+"""The camera reader: a thread that takes frames from a source into a bounded queue that drops the oldest
+frame when full (and counts it), and reopens a source that fails or stalls, with backoff."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from drivers.camera.source import Frame, FrameSource, SourceError
+
+log = logging.getLogger(__name__)
+
+
+class CameraReader:
+    def __init__(
+        self,
+        source: Callable[[], FrameSource],
+        queue_size: int = 2,
+        stall_s: float = 5.0,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        name: str = "camera",
+    ) -> None:
+        self.make_source, self.name = source, name
+        self.stall_s, self.backoff_initial_s, self.backoff_max_s = stall_s, backoff_initial_s, backoff_max_s
+        self.frames: collections.deque[Frame] = collections.deque(maxlen=queue_size)
+        self.ready = threading.Condition()
+        self.counts = {"frames": 0, "dropped": 0, "reopens": 0, "failures": 0}
+        self.state = "stopped"
+        self.last_error: str | None = None
+        self.last_frame_at = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"camera:{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self.ready:
+            self.ready.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def take(self, timeout: float) -> Frame | None:
+        """The oldest waiting frame, waiting up to `timeout`; None if none came or the reader stopped."""
+        with self.ready:
+            if not self.frames and not self._stop.is_set():
+                self.ready.wait(timeout)
+            return self.frames.popleft() if self.frames else None
+
+    def status(self) -> dict[str, Any]:
+        age = time.monotonic() - self.last_frame_at if self.last_frame_at else None
+        return {
+            "state": self.state,
+            **self.counts,
+            "queued": len(self.frames),
+            "last_error": self.last_error,
+            "last_frame_age_s": None if age is None else round(age, 3),
+        }
+
+    def _run(self) -> None:
+        delay = self.backoff_initial_s
+        while not self._stop.is_set():
+            source = self.make_source()
+            try:
+                self.state = "opening"
+                source.open()
+                self.state = "streaming"
+                self._pump(source)
+                delay = self.backoff_initial_s
+            except SourceError as exc:
+                self.counts["failures"] += 1
+                self.last_error = str(exc)
+                log.warning("%s: %s; reopening in %.1f s", self.name, exc, delay)
+            finally:
+                source.close()
+            if self._stop.wait(delay):
+                break
+            delay = min(delay * 2, self.backoff_max_s)
+            self.counts["reopens"] += 1
+        self.state = "stopped"
+
+    def _pump(self, source: FrameSource) -> None:
+        last = time.monotonic()
+        while not self._stop.is_set():
+            frame = source.read()
+            now = time.monotonic()
+            if frame is None:
+                if now - last > self.stall_s:
+                    raise SourceError(f"{source.uri}: no frame for {self.stall_s:.0f} s")
+                continue
+            last = self.last_frame_at = now
+            with self.ready:
+                if len(self.frames) == self.frames.maxlen:
+                    self.counts["dropped"] += 1  # the deque drops the oldest: the freshest frame matters
+                self.frames.append(frame)
+                self.counts["frames"] += 1
+                self.ready.notify()
