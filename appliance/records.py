@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 
 class Quality(enum.StrEnum):
@@ -31,3 +34,24 @@ class Reading(NamedTuple):
     @property
     def sensor_id(self) -> str:
         return f"{self.device}.{self.channel}"
+
+
+class Severity(enum.StrEnum):
+    CRITICAL = "critical"  # stop the line
+    WARNING = "warning"  # needs a person: inspect the part, check the sensor
+    INFO = "info"  # worth recording
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened: a confirmed defect, a trip, a reset; kept in the store with its evidence."""
+
+    ts: float
+    kind: str  # dotted: qc.defect, estop.trip, ...
+    severity: Severity
+    source: str  # what raised it: "qc", a device id, "api"
+    message: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def data_json(self) -> str:
+        return json.dumps(dict(self.data), separators=(",", ":"), default=str)

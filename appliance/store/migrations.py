@@ -30,6 +30,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX readings_channel_ts ON readings (channel_id, ts);
     """,
+    # 2: events. Few rows, read by id (GET /api/v1/events?since=ID) and by time.
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        kind TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        source TEXT NOT NULL,
+        message TEXT NOT NULL,
+        data TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_ts ON events (ts);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

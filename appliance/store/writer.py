@@ -9,6 +9,8 @@ not yet committed are lost on a crash; on a clean stop they are all committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import queue
 import sqlite3
@@ -21,7 +23,7 @@ from typing import Any
 import sqlite_utils
 
 from appliance.config.models import StoreSettings
-from appliance.records import Quality, Reading
+from appliance.records import Event, Quality, Reading
 from appliance.service import Service
 from appliance.store.migrations import check_not_newer, migrate, schema_version
 
@@ -55,7 +57,10 @@ class Store(Service):
         super().__init__()
         self.settings = settings
         self.path = data_dir / settings.path
-        self._queue: queue.Queue[Sequence[Reading] | None] = queue.Queue(MAX_PENDING_BATCHES)  # None: stop
+        self._queue: queue.Queue[Sequence[Reading | Event] | None] = queue.Queue(
+            MAX_PENDING_BATCHES
+        )  # None: stop
+        self.events_committed = 0
         self._thread: threading.Thread | None = None
         self._db: sqlite_utils.Database | None = None
         self._channel_ids: dict[tuple[str, str], int] = {}
@@ -83,8 +88,8 @@ class Store(Service):
             self._db.conn.close()
             self._db = None
 
-    def write(self, readings: Sequence[Reading]) -> None:
-        """Queue readings for the next commit; never blocks."""
+    def write(self, readings: Sequence[Reading | Event]) -> None:
+        """Queue readings (and events) for the next commit; never blocks."""
         try:
             self._queue.put_nowait(readings)
         except queue.Full:
@@ -96,6 +101,7 @@ class Store(Service):
             "path": str(self.path),
             "schema": self.schema,
             "rows_committed": self.rows_committed,
+            "events_committed": self.events_committed,
             "commits": self.commits,
             "pending_batches": self._queue.qsize(),
             "dropped": self.dropped,
@@ -123,7 +129,7 @@ class Store(Service):
                 batch.extend(item)
             self._commit_until_done(batch, stopping)
 
-    def _commit_until_done(self, batch: list[Reading], stopping: bool) -> None:
+    def _commit_until_done(self, batch: list[Reading | Event], stopping: bool) -> None:
         while True:
             try:
                 self._commit(batch)
@@ -137,16 +143,23 @@ class Store(Service):
                 log.error("store commit failed (%s); retrying in 1 s", exc)
                 time.sleep(1.0)
 
-    def _commit(self, batch: list[Reading]) -> None:
+    def _commit(self, batch: list[Reading | Event]) -> None:
         assert self._db is not None
         conn = self._db.conn
         began = time.perf_counter()
+        events = [e for e in batch if isinstance(e, Event)]
+        readings = [r for r in batch if isinstance(r, Reading)]
         conn.execute("BEGIN IMMEDIATE")
         try:
-            rows = [(self._channel_id(conn, r), r.ts, r.value, QUALITY_CODES[r.quality]) for r in batch]
+            rows = [(self._channel_id(conn, r), r.ts, r.value, QUALITY_CODES[r.quality]) for r in readings]
             conn.executemany(
                 "INSERT INTO readings (channel_id, ts, value, quality) VALUES (?, ?, ?, ?)", rows
             )
+            if events:
+                conn.executemany(
+                    "INSERT INTO events (ts, kind, severity, source, message, data) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: E501
+                    [(e.ts, e.kind, str(e.severity), e.source, e.message, e.data_json()) for e in events],
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -154,7 +167,30 @@ class Store(Service):
             raise
         self.last_commit_ms = (time.perf_counter() - began) * 1000
         self.commits += 1
-        self.rows_committed += len(batch)
+        self.rows_committed += len(readings)
+        self.events_committed += len(events)
+
+    def events_since(self, since_id: int, limit: int = 500) -> list[dict[str, Any]]:
+        """Committed events with id > since_id, oldest first, from a reader connection of its own (WAL
+        lets it read while the writer writes)."""
+        with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as conn:
+            rows = conn.execute(
+                "SELECT id, ts, kind, severity, source, message, data FROM events WHERE id > ? "
+                "ORDER BY id LIMIT ?",
+                (since_id, limit),
+            ).fetchall()
+        return [
+            {
+                "id": r[0],
+                "ts": r[1],
+                "kind": r[2],
+                "severity": r[3],
+                "source": r[4],
+                "message": r[5],
+                "data": json.loads(r[6]),
+            }
+            for r in rows
+        ]
 
     def _channel_id(self, conn: sqlite3.Connection, reading: Reading) -> int:
         key = (reading.device, reading.channel)
