@@ -14,12 +14,14 @@ from typing import Any
 from appliance.config.models import ApplianceConfig, split_host_port
 from appliance.fieldbus import build_field
 from appliance.loop_lag import LoopMonitor
-from appliance.records import Reading
+from appliance.qc.pipeline import QcPipeline
+from appliance.records import Event, Reading
 from appliance.service import Service
 from appliance.snapshot import SensorSnapshot
 from appliance.store import Store
 from appliance.web import WebServer
 from appliance.world import BenchWorld
+from hal.plan import InferencePlan
 from hal.report import HardwareReport, detect
 
 log = logging.getLogger(__name__)
@@ -59,19 +61,38 @@ class Runtime:
         self.snapshot = SensorSnapshot()
         self.store = Store(config.store, data_dir)
         host, port = split_host_port(listen or config.http.listen)
-        self.web = WebServer(host, port, self.status)
+        self.web = WebServer(
+            host,
+            port,
+            self.status,
+            self.store,
+            data_dir / (config.qc.evidence.dir if config.qc else "evidence"),
+        )
         self.loop_monitor = LoopMonitor()
         world = [BenchWorld(config_path)] if config.bench is not None else []
         field = build_field(config, self.publish)
+        self.qc = (
+            QcPipeline(config.qc, config_path.parent, data_dir, self._plan, self.publish_events)
+            if config.qc is not None
+            else None
+        )
         # Start order: the simulated world before anything polls it, the store before anything writes,
         # a line's master before the pollers of its slaves.
-        self.services: list[Service] = [*world, self.loop_monitor, self.store, *field, self.web]
+        qc = [self.qc] if self.qc is not None else []
+        self.services: list[Service] = [*world, self.loop_monitor, self.store, *field, *qc, self.web]
         self._started: list[Service] = []
         self.hardware: HardwareReport | None = None
 
     def publish(self, readings: Sequence[Reading]) -> None:
         self.snapshot.update(readings)
         self.store.write(readings)
+
+    def publish_events(self, events: Sequence[Event]) -> None:
+        self.store.write(events)
+
+    def _plan(self) -> InferencePlan:
+        assert self.hardware is not None, "hardware is detected before any service starts"
+        return self.hardware.plan
 
     def status(self) -> dict[str, Any]:
         return {
@@ -80,6 +101,7 @@ class Runtime:
             "sensors": self.snapshot.sensors(),
             "services": {s.name: s.status() for s in self.services},
             "hal": hal_status(self.hardware) if self.hardware else None,
+            "qc": self.qc.details() if self.qc is not None and self.qc.running else None,
             "runtime": {
                 "version": VERSION,
                 "pid": os.getpid(),

@@ -42,16 +42,16 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
 
 
-def parse_config(raw: Mapping[str, Any], source: str) -> ApplianceConfig:
-    """Validate parsed TOML; `source` names the file in error lines."""
+def parse_config(raw: Mapping[str, Any], source: str, folder: Path | None = None) -> ApplianceConfig:
+    """Validate parsed TOML; `source` names the file in errors, `folder` is where relative paths start."""
     try:
         config = ApplianceConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError([f"{source}: {line}" for line in describe(exc, raw)]) from None
-    if problems := config.cross_check():
+    if problems := config.cross_check(folder):
         raise ConfigError([f"{source}: {path}: {problem}" for path, problem in problems])
     return config
 
 
 def load_config(path: Path) -> ApplianceConfig:
-    return parse_config(read_toml(path), str(path))
+    return parse_config(read_toml(path), str(path), path.resolve().parent)

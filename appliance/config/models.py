@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from appliance.config.qc import QcSettings
 from appliance.features import WaveformSettings
 from drivers.modbus.registers import ByteOrder, DataType, Point, RegisterMap, Table
 
@@ -264,11 +266,15 @@ class ApplianceConfig(Settings):
     devices: dict[Annotated[str, Field(pattern=NAME_PATTERN)], DeviceSettings] = {}
     # Owned and validated by the bench (`bench sim --config`): when present, `appliance run`
     # starts that simulated world beside the runtime.
+    qc: QcSettings | None = None
     bench: dict[str, Any] | None = None
 
-    def cross_check(self) -> list[tuple[str, str]]:
-        """Mistakes between sections, as (key path, problem): each part was valid on its own."""
+    def cross_check(self, folder: Path | None = None) -> list[tuple[str, str]]:
+        """Mistakes between sections and against the disk, as (key path, problem); `folder` is where the
+        config file is, which relative paths start from."""
         problems = []
+        if self.qc is not None and folder is not None and not (folder / self.qc.model).is_file():
+            problems.append(("qc.model", f"no such file: {folder / self.qc.model}"))
         for name, device in self.devices.items():
             if isinstance(device, ModbusRtuDeviceSettings) and device.bus not in self.buses:
                 known = ", ".join(self.buses) or "none"

@@ -8,7 +8,7 @@ import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from starlette.applications import Starlette
@@ -24,7 +24,13 @@ STATIC = Path(__file__).parent / "static"
 StatusSource = Callable[[], dict[str, Any]]
 
 
-def build_app(status: StatusSource) -> Starlette:
+class EventSource(Protocol):
+    def events_since(self, since_id: int, limit: int = 500) -> list[dict[str, Any]]: ...
+
+
+def build_app(
+    status: StatusSource, events: EventSource | None = None, evidence: Path | None = None
+) -> Starlette:
     """The ASGI app; `status` builds the /api/v1/status document on each request."""
 
     async def page(_: Request) -> Response:
@@ -33,7 +39,37 @@ def build_app(status: StatusSource) -> Starlette:
     async def api_status(_: Request) -> Response:
         return JSONResponse(status(), headers={"Cache-Control": "no-store"})
 
-    return Starlette(routes=[Route("/", page), Route("/api/v1/status", api_status)])
+    async def api_events(request: Request) -> Response:
+        since = request.query_params.get("since", "0")
+        if not since.lstrip("-").isdigit():
+            return JSONResponse(
+                {"error": f"since must be an event id (an integer), got {since!r}"}, status_code=400
+            )
+        if events is None:
+            return JSONResponse([])
+        return JSONResponse(await asyncio.to_thread(events.events_since, int(since)))
+
+    async def evidence_file(request: Request) -> Response:
+        name = request.path_params["name"]
+        path = (evidence / name) if evidence is not None else None
+        if (
+            path is None
+            or "/" in name
+            or name.startswith(".")
+            or not name.endswith(".jpg")
+            or not path.is_file()
+        ):
+            return JSONResponse({"error": f"no evidence {name!r}"}, status_code=404)
+        return FileResponse(path, media_type="image/jpeg")
+
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/api/v1/status", api_status),
+            Route("/api/v1/events", api_events),
+            Route("/evidence/{name}", evidence_file),
+        ]
+    )
 
 
 class _QuietServer(uvicorn.Server):
@@ -64,10 +100,17 @@ class WebServer(Service):
 
     name = "web"
 
-    def __init__(self, host: str, port: int, status: StatusSource) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        status: StatusSource,
+        events: EventSource | None = None,
+        evidence: Path | None = None,
+    ) -> None:
         super().__init__()
         self.host, self.port = host, port
-        self.app = build_app(status)
+        self.app = build_app(status, events, evidence)
         self._socket: socket.socket | None = None
         self._server: _QuietServer | None = None
         self.url = ""

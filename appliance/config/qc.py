@@ -1,0 +1,70 @@
+"""The `[qc]` section: camera, model, decision policy and evidence of the quality-control pipeline."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class CameraSettings(_Settings):
+    """Where frames come from (docs/qc.md#cameras)."""
+
+    type: Literal["v4l2", "gstreamer", "stream", "file", "directory"]
+    uri: Annotated[str, Field(min_length=1)]  # /dev/video0 or 0; a pipeline; rtsp:// or http://; a path
+    fps: Annotated[float, Field(gt=0, le=1000)] = 10.0  # for a directory of images
+    loop: bool = True  # files and directories: start again at the end
+    width: Annotated[int, Field(ge=0, le=10000)] = 0  # ask the camera for this size (0: its default)
+    height: Annotated[int, Field(ge=0, le=10000)] = 0
+    stall_s: Annotated[float, Field(gt=0, le=3600)] = 5.0  # no frame for this long: reopen the source
+
+
+class ClassPolicySettings(_Settings):
+    """What a class means for the line."""
+
+    severity: Literal["critical", "warning", "info"]
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    debounce: Annotated[list[Annotated[int, Field(ge=1, le=100)]], Field(min_length=2, max_length=2)] = [1, 1]
+
+    @model_validator(mode="after")
+    def _k_of_n(self) -> ClassPolicySettings:
+        k, n = self.debounce
+        if k > n:
+            raise ValueError(f"debounce [{k}, {n}]: k frames out of n needs k <= n")
+        return self
+
+
+class EvidenceSettings(_Settings):
+    """Frames of rejects kept on disk."""
+
+    dir: Annotated[str, Field(min_length=1)] = "evidence"  # under the data directory
+    budget_mb: Annotated[float, Field(gt=0, le=1_000_000)] = 200.0
+    thumbnail_px: Annotated[int, Field(ge=16, le=2048)] = 160
+    jpeg_quality: Annotated[int, Field(ge=10, le=100)] = 90
+
+
+class QcSettings(_Settings):
+    """A camera, a LiteRT model and what its classes mean."""
+
+    model: Annotated[str, Field(min_length=1)]  # .tflite, relative to the config file
+    labels: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]  # in output order
+    color: Literal["rgb", "bgr"] = "rgb"  # channel order the model was trained on
+    input_range: Annotated[list[float], Field(min_length=2, max_length=2)] = [0.0, 1.0]  # for pixels 0, 255
+    output_activation: Literal["none", "softmax"] = "none"  # "softmax" if the model outputs logits
+    output: Annotated[int, Field(ge=0)] = 0  # which output holds the class scores
+    queue_frames: Annotated[int, Field(ge=1, le=100)] = 2  # frames waiting for inference; the oldest drop
+    camera: CameraSettings
+    policy: dict[str, ClassPolicySettings] = {}
+    evidence: EvidenceSettings = EvidenceSettings()
+
+    @model_validator(mode="after")
+    def _policy_names_labels(self) -> QcSettings:
+        if unknown := sorted(set(self.policy) - set(self.labels)):
+            raise ValueError(f"policy for {unknown[0]!r}, which is not one of the labels {self.labels}")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be distinct")
+        return self

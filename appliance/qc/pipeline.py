@@ -1,0 +1,190 @@
+"""The QC pipeline as a service: the camera reader fills a two-frame queue (oldest dropped), one inference
+thread preprocesses into the input tensor, invokes and decides, so capture overlaps inference. Decisions
+go to the event loop as events; rejects are kept as evidence."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.config.qc import QcSettings
+from appliance.qc.evidence import EvidenceStore, evidence_name
+from appliance.qc.model import ModelError, QcModel, softmax
+from appliance.qc.policy import ClassRule, Decision, DecisionPolicy
+from appliance.records import Event, Severity
+from appliance.service import Service
+from drivers.camera import CameraReader, Frame, SourceKind, open_source
+from hal.inference import InferenceEngine
+from hal.plan import InferencePlan
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[list[Event]], None]
+LATENCY_WINDOW = 1000
+
+
+class QcPipeline(Service):
+    name = "qc"
+
+    def __init__(
+        self,
+        settings: QcSettings,
+        config_folder: Path,
+        data_dir: Path,
+        plan: Callable[[], InferencePlan],
+        sink: EventSink,
+    ) -> None:
+        super().__init__()
+        self.settings, self.sink, self.plan = settings, sink, plan
+        self.model_path = (config_folder / settings.model).resolve()
+        self.evidence = EvidenceStore(
+            data_dir / settings.evidence.dir,
+            int(settings.evidence.budget_mb * 1e6),
+            settings.evidence.thumbnail_px,
+            settings.evidence.jpeg_quality,
+        )
+        cam = settings.camera
+        self.reader = CameraReader(
+            lambda: open_source(
+                SourceKind(cam.type), cam.uri, fps=cam.fps, loop=cam.loop, width=cam.width, height=cam.height
+            ),
+            queue_size=settings.queue_frames,
+            stall_s=cam.stall_s,
+        )
+        self.policy = DecisionPolicy(
+            {
+                label: ClassRule(
+                    label, Severity(rule.severity), rule.threshold, rule.debounce[0], rule.debounce[1]
+                )
+                for label, rule in settings.policy.items()
+            }
+        )
+        self.engine: InferenceEngine | None = None
+        self.model: QcModel | None = None
+        self.frames = 0
+        self.defects: collections.Counter[str] = collections.Counter()
+        self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
+        self.frame_times: collections.deque[float] = collections.deque(maxlen=200)
+        self.rejects: collections.deque[dict[str, Any]] = collections.deque(maxlen=12)
+        self.last_scores: dict[str, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.engine = InferenceEngine(self.model_path, self.plan())
+        await asyncio.to_thread(self.engine.open)
+        self.model = QcModel(
+            self.engine, self.settings.color, (self.settings.input_range[0], self.settings.input_range[1])
+        )
+        outputs = self.model.outputs
+        if self.settings.output >= len(outputs):
+            raise ModelError(f"qc.output = {self.settings.output}, but the model has {len(outputs)} outputs")
+        size = int(np.prod(outputs[self.settings.output]["shape"]))
+        if size != len(self.settings.labels):
+            raise ModelError(
+                f"{self.model_path.name}: output {self.settings.output} has {size} values but "
+                f"qc.labels names {len(self.settings.labels)}"
+            )
+        self.evidence.start()
+        self.reader.start()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._infer_loop, name="qc-inference", daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5)
+            self._thread = None
+        await asyncio.to_thread(self.reader.stop)
+        await asyncio.to_thread(self.evidence.stop)
+        if self.engine is not None:
+            self.engine.close()
+
+    def details(self) -> dict[str, Any]:
+        lat = np.array(self.latencies) if self.latencies else None
+        times = list(self.frame_times)
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        engine = self.engine.status() if self.engine else {}
+        return {
+            "frames": self.frames,
+            "fps": round(fps, 2),
+            "defects": {label: self.defects.get(label, 0) for label in self.policy.rules},
+            "latency_ms": {
+                "p50": round(float(np.percentile(lat, 50)), 3) if lat is not None else None,
+                "p99": round(float(np.percentile(lat, 99)), 3) if lat is not None else None,
+            },
+            "scores": {k: round(v, 4) for k, v in self.last_scores.items()},
+            "active": sorted(self.policy.active),
+            "rejects": list(self.rejects)[::-1],
+            "camera": self.reader.status(),
+            "inference": {
+                "backend": engine.get("active"),
+                "fallbacks": engine.get("fallbacks"),
+                "recoveries": engine.get("recoveries"),
+            },
+            "evidence": self.evidence.status(),
+        }
+
+    def _infer_loop(self) -> None:
+        while not self._stop.is_set():
+            frame = self.reader.take(timeout=0.5)
+            if frame is None:
+                continue
+            try:
+                self._process(frame)
+            except Exception:  # one bad frame must not stop QC; the service loop would restart it anyway
+                log.exception("qc: frame %d failed", frame.index)
+
+    def _process(self, frame: Frame) -> None:
+        assert self.model is not None
+        began = time.perf_counter()
+        outputs = self.model.run(frame.image)
+        scores = outputs[self.settings.output].values.reshape(-1)
+        if self.settings.output_activation == "softmax":
+            scores = softmax(scores)
+        by_label = dict(zip(self.settings.labels, scores.tolist(), strict=True))
+        decisions = self.policy.decide(by_label, frame.index, frame.ts)
+        self.latencies.append((time.perf_counter() - began) * 1000)  # frame in memory -> decision recorded
+        self.frames += 1
+        self.frame_times.append(time.monotonic())
+        self.last_scores = by_label
+        if decisions:
+            self._decided(frame, decisions)
+
+    def _decided(self, frame: Frame, decisions: list[Decision]) -> None:
+        events = []
+        for decision in decisions:
+            self.defects[decision.label] += 1
+            data: dict[str, Any] = {
+                "label": decision.label,
+                "score": round(decision.score, 4),
+                "frame": frame.index,
+            }
+            if decision.severity is not Severity.INFO:
+                name = evidence_name(decision.label, frame.index, frame.ts)
+                data["thumbnail"] = self.evidence.save(name, frame.image)
+                data["image"] = f"{name}.jpg"
+                self.rejects.append({"ts": frame.ts, **data, "severity": str(decision.severity)})
+            events.append(
+                Event(
+                    frame.ts,
+                    "qc.defect",
+                    decision.severity,
+                    "qc",
+                    f"{decision.label} ({decision.score:.2f}) on frame {frame.index}",
+                    data,
+                )
+            )
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.sink, events)
