@@ -21,7 +21,7 @@ from appliance.qc.model import ModelError, QcModel, softmax
 from appliance.qc.policy import ClassRule, Decision, DecisionPolicy
 from appliance.records import Event, Severity
 from appliance.service import Service
-from drivers.camera import CameraReader, Frame, SourceKind, open_source
+from drivers.camera import CameraReader, Frame, FrameSource, SourceKind, open_source
 from hal.inference import InferenceEngine
 from hal.plan import InferencePlan
 
@@ -41,6 +41,7 @@ class QcPipeline(Service):
         data_dir: Path,
         plan: Callable[[], InferencePlan],
         sink: EventSink,
+        source: Callable[[], FrameSource] | None = None,
     ) -> None:
         super().__init__()
         self.settings, self.sink, self.plan = settings, sink, plan
@@ -52,12 +53,16 @@ class QcPipeline(Service):
             settings.evidence.jpeg_quality,
         )
         cam = settings.camera
-        self.reader = CameraReader(
-            lambda: open_source(
+
+        def camera() -> FrameSource:
+            return open_source(
                 SourceKind(cam.type), cam.uri, fps=cam.fps, loop=cam.loop, width=cam.width, height=cam.height
-            ),
-            queue_size=settings.queue_frames,
-            stall_s=cam.stall_s,
+            )
+
+        # `source` replaces the configured camera (benchmarks feed frames from memory)
+        recorded = cam.type in ("file", "directory") or source is not None
+        self.reader = CameraReader(
+            source or camera, queue_size=settings.queue_frames, stall_s=cam.stall_s, block_when_full=recorded
         )
         self.policy = DecisionPolicy(
             {
@@ -96,17 +101,13 @@ class QcPipeline(Service):
                 f"qc.labels names {len(self.settings.labels)}"
             )
         self.evidence.start()
-        self.reader.start()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._infer_loop, name="qc-inference", daemon=True)
-        self._thread.start()
+
+    async def run(self) -> None:
+        self.start_streaming()
+        await asyncio.Event().wait()  # the threads do the work; stop() cancels this
 
     async def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 5)
-            self._thread = None
-        await asyncio.to_thread(self.reader.stop)
+        await asyncio.to_thread(self.stop_streaming)
         await asyncio.to_thread(self.evidence.stop)
         if self.engine is not None:
             self.engine.close()
@@ -135,6 +136,22 @@ class QcPipeline(Service):
             },
             "evidence": self.evidence.status(),
         }
+
+    def start_streaming(self) -> None:
+        """The camera reader and the inference thread: capture overlaps inference."""
+        if self._thread is not None:
+            return
+        self.reader.start()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._infer_loop, name="qc-inference", daemon=True)
+        self._thread.start()
+
+    def stop_streaming(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        self.reader.stop()
 
     def _infer_loop(self) -> None:
         while not self._stop.is_set():

@@ -1,5 +1,7 @@
-"""The camera reader: a thread that takes frames from a source into a bounded queue that drops the oldest
-frame when full (and counts it), and reopens a source that fails or stalls, with backoff."""
+"""The camera reader: a thread that takes frames from a source into a bounded queue, and reopens a source
+that fails or stalls, with backoff. When the queue is full a live camera's oldest frame is dropped (and
+counted): the freshest frame is the one worth inspecting. A recorded source (a file, a folder) waits
+instead, so none of its frames is lost."""
 
 from __future__ import annotations
 
@@ -24,8 +26,9 @@ class CameraReader:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         name: str = "camera",
+        block_when_full: bool = False,
     ) -> None:
-        self.make_source, self.name = source, name
+        self.make_source, self.name, self.block_when_full = source, name, block_when_full
         self.stall_s, self.backoff_initial_s, self.backoff_max_s = stall_s, backoff_initial_s, backoff_max_s
         self.frames: collections.deque[Frame] = collections.deque(maxlen=queue_size)
         self.ready = threading.Condition()
@@ -54,7 +57,9 @@ class CameraReader:
         with self.ready:
             if not self.frames and not self._stop.is_set():
                 self.ready.wait(timeout)
-            return self.frames.popleft() if self.frames else None
+            frame = self.frames.popleft() if self.frames else None
+            self.ready.notify_all()  # room again, for a reader that waits when full
+            return frame
 
     def status(self) -> dict[str, Any]:
         age = time.monotonic() - self.last_frame_at if self.last_frame_at else None
@@ -99,8 +104,14 @@ class CameraReader:
                 continue
             last = self.last_frame_at = now
             with self.ready:
+                while (
+                    self.block_when_full
+                    and len(self.frames) == self.frames.maxlen
+                    and not self._stop.is_set()
+                ):
+                    self.ready.wait(0.5)
                 if len(self.frames) == self.frames.maxlen:
-                    self.counts["dropped"] += 1  # the deque drops the oldest: the freshest frame matters
+                    self.counts["dropped"] += 1  # the deque drops the oldest
                 self.frames.append(frame)
                 self.counts["frames"] += 1
-                self.ready.notify()
+                self.ready.notify_all()
