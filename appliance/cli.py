@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     infer.add_argument("--labels", default="", help="class names in output order, comma-separated")
     infer.add_argument("--color", choices=["rgb", "bgr"], default="rgb", help="channel order the model wants")
     infer.add_argument("--range", default="0,1", help="real input values for pixels 0 and 255 (default 0,1)")
+    infer.add_argument(
+        "--resize", choices=["area", "linear"], default="area", help="interpolation (default area)"
+    )
     infer.add_argument("--root", type=Path, default=Path("/"), help="plan for the hardware under this root")
 
     hal = commands.add_parser("hal", help="the hardware report and the inference plan")
@@ -79,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--range: expected LOW,HIGH such as 0,1 or -1,1, got {args.range!r}", file=sys.stderr)
             return 2
         labels = [x.strip() for x in args.labels.split(",") if x.strip()]
-        return infer(args.model, args.images, args.json, labels, args.color, (low, high), args.root)
+        return infer(
+            args.model, args.images, args.json, labels, args.color, (low, high), args.root, args.resize
+        )
     return run(args)
 
 

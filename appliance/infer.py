@@ -24,6 +24,7 @@ def infer(
     color: str,
     input_range: tuple[float, float],
     root: Path,
+    resize: str = "area",
 ) -> int:
     if not model.is_file():
         print(f"appliance infer: --model {model}: no such file", file=sys.stderr)
@@ -32,7 +33,7 @@ def infer(
     engine = InferenceEngine(model, plan, probe_interval_s=3600)
     try:
         engine.open()
-        qc = QcModel(engine, color, input_range)
+        qc = QcModel(engine, color, input_range, resize)
     except (NoBackendAvailable, ModelError) as exc:
         print(f"appliance infer: {model}: {exc}", file=sys.stderr)
         engine.close()

@@ -53,6 +53,7 @@ class QcSettings(_Settings):
     model: Annotated[str, Field(min_length=1)]  # .tflite, relative to the config file
     labels: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]  # in output order
     color: Literal["rgb", "bgr"] = "rgb"  # channel order the model was trained on
+    resize: Literal["area", "linear"] = "area"  # interpolation when scaling frames to the input size
     input_range: Annotated[list[float], Field(min_length=2, max_length=2)] = [0.0, 1.0]  # for pixels 0, 255
     output_activation: Literal["none", "softmax"] = "none"  # "softmax" if the model outputs logits
     output: Annotated[int, Field(ge=0)] = 0  # which output holds the class scores

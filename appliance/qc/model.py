@@ -1,7 +1,8 @@
 """A QC model on the inference engine: preprocessing written straight into the input tensor, outputs
 dequantized and read as class scores or SSD-style detections.
 
-Preprocessing, in order: resize the BGR frame to the input's height and width (bilinear), convert to the
+Preprocessing, in order: resize the BGR frame to the input's height and width (`cv2.INTER_AREA` by
+default, the right filter for shrinking camera frames; `resize = "linear"` for bilinear), convert to the
 input's colour order (RGB, BGR, or gray for one channel), map each pixel p in 0..255 to the real value
 `low + p * (high - low) / 255` of `input_range`, and, for an int8/uint8 input, quantize it with the
 input's scale and zero point. When that whole map is the identity on 8-bit pixels (uint8 input, scale
@@ -69,9 +70,14 @@ class Preprocessor:
     """Turns BGR frames into the model's input, writing into the input tensor view it is given."""
 
     def __init__(
-        self, spec: InputSpec, color: str = "rgb", input_range: tuple[float, float] = (0.0, 1.0)
+        self,
+        spec: InputSpec,
+        color: str = "rgb",
+        input_range: tuple[float, float] = (0.0, 1.0),
+        resize: str = "area",
     ) -> None:
         self.spec, self.color = spec, color
+        self.interpolation = cv2.INTER_AREA if resize == "area" else cv2.INTER_LINEAR
         low, high = input_range
         # real = low + p * step; stored = real / scale + zero_point (quantized) or real (float)
         step = (high - low) / 255.0
@@ -93,13 +99,13 @@ class Preprocessor:
         if spec.channels == 1:
             gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             cv2.resize(
-                gray, size, dst=target.reshape(spec.height, spec.width), interpolation=cv2.INTER_LINEAR
+                gray, size, dst=target.reshape(spec.height, spec.width), interpolation=self.interpolation
             )
         elif self.color == "rgb":
-            resized = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+            resized = cv2.resize(frame, size, interpolation=self.interpolation)
             cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=target)
         else:
-            cv2.resize(frame, size, dst=target, interpolation=cv2.INTER_LINEAR)
+            cv2.resize(frame, size, dst=target, interpolation=self.interpolation)
         if self.direct:
             return
         if self._limits is None:  # float input: one fused multiply-add into the tensor
@@ -122,7 +128,11 @@ class QcModel:
     """A loaded model with its preprocessing; `run(frame)` gives its dequantized outputs."""
 
     def __init__(
-        self, engine: InferenceEngine, color: str = "rgb", input_range: tuple[float, float] = (0.0, 1.0)
+        self,
+        engine: InferenceEngine,
+        color: str = "rgb",
+        input_range: tuple[float, float] = (0.0, 1.0),
+        resize: str = "area",
     ) -> None:
         self.engine = engine
         inputs = engine.input_details()
@@ -130,7 +140,7 @@ class QcModel:
             raise ModelError(f"the model has {len(inputs)} inputs; a camera model has one image input")
         self.input = InputSpec.of(inputs[0])
         self.outputs = engine.output_details()
-        self.pre = Preprocessor(self.input, color, input_range)
+        self.pre = Preprocessor(self.input, color, input_range, resize)
 
     def run(self, frame: npt.NDArray[np.uint8]) -> list[Output]:
         raw = self.engine.run(lambda views: self.pre.fill(frame, views[0]))

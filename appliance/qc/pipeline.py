@@ -89,7 +89,10 @@ class QcPipeline(Service):
         self.engine = InferenceEngine(self.model_path, self.plan())
         await asyncio.to_thread(self.engine.open)
         self.model = QcModel(
-            self.engine, self.settings.color, (self.settings.input_range[0], self.settings.input_range[1])
+            self.engine,
+            self.settings.color,
+            (self.settings.input_range[0], self.settings.input_range[1]),
+            self.settings.resize,
         )
         outputs = self.model.outputs
         if self.settings.output >= len(outputs):

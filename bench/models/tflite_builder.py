@@ -56,6 +56,19 @@ class Quant:
         return schema.QuantizationParametersT(scale=[self.scale], zeroPoint=[self.zero_point])
 
 
+@dataclass(frozen=True)
+class ChannelQuant:
+    """Per-channel symmetric quantization along ``axis``: ``real = scales[c] * q`` (zero points all 0)."""
+
+    scales: tuple[float, ...]
+    axis: int
+
+    def to_schema(self) -> Any:
+        return schema.QuantizationParametersT(
+            scale=list(self.scales), zeroPoint=[0] * len(self.scales), quantizedDimension=self.axis
+        )
+
+
 def _check_dtype(dtype: str) -> DType:
     if dtype in get_args(DType):
         return cast(DType, dtype)
@@ -114,6 +127,9 @@ _OPTIONS: Final[dict[int, int]] = {
     schema.BuiltinOperator.MEAN: schema.BuiltinOptions.ReducerOptions,
     schema.BuiltinOperator.FULLY_CONNECTED: schema.BuiltinOptions.FullyConnectedOptions,
     schema.BuiltinOperator.SOFTMAX: schema.BuiltinOptions.SoftmaxOptions,
+    schema.BuiltinOperator.CONV_2D: schema.BuiltinOptions.Conv2DOptions,
+    schema.BuiltinOperator.DEPTHWISE_CONV_2D: schema.BuiltinOptions.DepthwiseConv2DOptions,
+    schema.BuiltinOperator.AVERAGE_POOL_2D: schema.BuiltinOptions.Pool2DOptions,
 }
 
 
@@ -121,6 +137,8 @@ def _op_version(op: int, dtype: str) -> int:
     """The operator version the converter gives these ops for ``dtype`` (all are in the builtin resolver)."""
     if dtype != "int8":
         return 1
+    if op in (schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D):
+        return 3
     return 4 if op == schema.BuiltinOperator.FULLY_CONNECTED else 2
 
 
@@ -139,7 +157,7 @@ class _Graph:
         name: str,
         shape: tuple[int, ...],
         dtype: str,
-        quant: Quant | None = None,
+        quant: Quant | ChannelQuant | None = None,
         data: npt.ArrayLike | None = None,
     ) -> int:
         """Adds a tensor (a constant when ``data`` is given, already in ``dtype``); returns its index."""

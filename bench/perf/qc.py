@@ -70,9 +70,13 @@ class RawLoop:
 
     def __call__(self, frame: npt.NDArray[np.uint8]) -> npt.NDArray[Any]:
         if self.channels == 1:
-            pixels = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (self.width, self.height))[..., None]
+            pixels = cv2.resize(
+                cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY),
+                (self.width, self.height),
+                interpolation=cv2.INTER_AREA,
+            )[..., None]
         else:
-            pixels = cv2.resize(frame, (self.width, self.height))
+            pixels = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA)
             if self.color == "rgb":
                 pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
         dtype = self.input["dtype"]

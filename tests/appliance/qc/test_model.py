@@ -25,9 +25,11 @@ def expected_input(
 ) -> np.ndarray:
     _, height, width, channels = detail["shape"]
     if channels == 1:
-        pixels = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (width, height))[..., None]
+        pixels = cv2.resize(
+            cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (width, height), interpolation=cv2.INTER_AREA
+        )[..., None]
     else:
-        pixels = cv2.resize(frame, (width, height))
+        pixels = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
         if color == "rgb":
             pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
     real = low + pixels.astype(np.float32) * np.float32((high - low) / 255.0)

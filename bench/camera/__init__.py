@@ -1,0 +1,1 @@
+"""The synthetic camera: parts with known defects on a conveyor, served as an MJPEG IP camera."""
