@@ -115,12 +115,28 @@ class SerialSensorSim(_Settings):
     seed: int = 0
 
 
+class CameraSim(_Settings):
+    """The synthetic conveyor camera, served as an MJPEG IP camera at http://HOST:PORT/stream.mjpg."""
+
+    name: Annotated[str, Field(min_length=1)]
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)]
+    fps: Annotated[float, Field(gt=0, le=120)] = 10.0
+    width: Annotated[int, Field(ge=64, le=4096)] = 320
+    height: Annotated[int, Field(ge=48, le=4096)] = 240
+    frames_per_part: Annotated[int, Field(ge=4, le=10_000)] = 30
+    defect_rate: Annotated[float, Field(ge=0, le=1)] = 0.2
+    triggered: bool = True  # only frames with a part in position, as a photo-eye-triggered camera sends
+    seed: int = 0
+
+
 class BenchConfig(_Settings):
     """Everything `bench sim` starts."""
 
     modbus_tcp: list[ModbusTcpSlave] = []
     rtu_lines: list[RtuLine] = []
     serial_sensors: list[SerialSensorSim] = []
+    cameras: list[CameraSim] = []
     control: Annotated[str, Field(pattern=r"^[^:]+:\d{1,5}$")] | None = None  # HOST:PORT of the fault API
 
 

@@ -7,6 +7,7 @@ Targets are a TCP slave's name, an RTU slave as `<line>/<unit>`, or a line's nam
     POST /faults/clear {"target": "press-1"}       back to normal
     POST /disconnect {"target": "press-1"}         drop the TCP connections of a slave
     POST /unplug {"target": "line-a"}, POST /plug_in {"target": "line-a"}   the appliance's end of a line
+    POST /camera {"target": "line-cam", "action": "freeze"}   a camera: freeze, resume, drop
     POST /serial {"target": "air", "action": "garbage"}   a serial sensor: garbage, bad_checksum,
                                                    truncated, silence, resume, unplug, replug
 """
@@ -24,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.camera.mjpeg import SimulatedCamera
 from bench.modbus_slave import Faults, SimulatedSlave
 from bench.rtu_line import SimulatedLine
 from bench.serial_sensor import SimulatedSerialSensor
@@ -37,10 +39,12 @@ class FaultBoard:
         tcp: list[SimulatedSlave],
         lines: list[SimulatedLine],
         sensors: dict[str, SimulatedSerialSensor] | None = None,
+        cameras: dict[str, SimulatedCamera] | None = None,
     ) -> None:
         self.tcp = {s.settings.name: s for s in tcp}
         self.lines = {line.settings.name: line for line in lines}
         self.sensors = sensors or {}
+        self.cameras = cameras or {}
 
     def faults(self, target: str) -> Faults:
         if target in self.tcp:
@@ -119,6 +123,19 @@ def build_app(board: FaultBoard) -> Starlette:
 
         return handler
 
+    async def camera(request: Request) -> Response:
+        try:
+            body = await _body(request)
+        except ValueError as exc:
+            return _error(str(exc))
+        cam = board.cameras.get(body["target"])
+        if cam is None:
+            return _error(f"no camera {body['target']!r}; known: {', '.join(board.cameras)}")
+        actions: dict[str, Any] = {"freeze": cam.freeze, "resume": cam.resume, "drop": cam.drop_clients}
+        if body.get("action") not in actions:
+            return _error(f"unknown action {body.get('action')!r}; known: {', '.join(actions)}")
+        return JSONResponse({"done": body["action"], "result": actions[body["action"]]()})
+
     async def serial(request: Request) -> Response:
         try:
             body = await _body(request)
@@ -144,6 +161,7 @@ def build_app(board: FaultBoard) -> Starlette:
     return Starlette(
         routes=[
             Route("/serial", serial, methods=["POST"]),
+            Route("/camera", camera, methods=["POST"]),
             Route("/faults", get_faults, methods=["GET"]),
             Route("/faults", set_faults, methods=["POST"]),
             Route("/faults/clear", clear, methods=["POST"]),

@@ -7,6 +7,8 @@ import logging
 import signal
 from pathlib import Path
 
+from bench.camera.conveyor import ConveyorSettings
+from bench.camera.mjpeg import CameraSettings, SimulatedCamera
 from bench.config import BenchConfig
 from bench.control import ControlServer, FaultBoard
 from bench.modbus_slave import start_slaves
@@ -32,11 +34,28 @@ async def run_world(config: BenchConfig) -> None:
         )
         for s in config.serial_sensors
     }
+    cameras = {
+        c.name: SimulatedCamera(
+            CameraSettings(
+                c.host,
+                c.port,
+                c.fps,
+                triggered=c.triggered,
+                conveyor=ConveyorSettings(
+                    (c.width, c.height), c.frames_per_part, defect_rate=c.defect_rate, seed=c.seed
+                ),
+            )
+        )
+        for c in config.cameras
+    }
     control: ControlServer | None = None
     tasks: list[asyncio.Task[None]] = []
     try:
         for line in lines:
             await line.serve()
+        for name, camera in cameras.items():
+            await camera.start()
+            print(f"camera {name} at {camera.url}/stream.mjpg", flush=True)
         for name, sensor in sensors.items():
             Path(sensor.path).parent.mkdir(parents=True, exist_ok=True)
             sensor.start()
@@ -54,7 +73,9 @@ async def run_world(config: BenchConfig) -> None:
             print(f"modbus_rtu {s.name} at {s.link} {frame} units {units}", flush=True)
         if config.control:
             control_host, _, control_port = config.control.rpartition(":")
-            control = ControlServer(FaultBoard(slaves, lines, sensors), control_host, int(control_port))
+            control = ControlServer(
+                FaultBoard(slaves, lines, sensors, cameras), control_host, int(control_port)
+            )
             tasks.append(asyncio.create_task(control.serve()))
             print(f"control http://{control.address[0]}:{control.address[1]}/faults", flush=True)
         print(READY, flush=True)
@@ -66,4 +87,5 @@ async def run_world(config: BenchConfig) -> None:
         await asyncio.gather(*(s.shutdown() for s in slaves), *(line.shutdown() for line in lines))
         for sensor in sensors.values():
             sensor.stop()
+        await asyncio.gather(*(c.stop() for c in cameras.values()))
         log.info("bench sim stopped")

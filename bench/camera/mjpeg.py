@@ -36,6 +36,8 @@ class CameraSettings:
     fps: float = 10.0
     jpeg_quality: int = 85
     conveyor: ConveyorSettings = field(default_factory=ConveyorSettings)
+    # like a machine-vision camera fired by a photo-eye: only frames with a part in position are sent
+    triggered: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.fps <= 120 or not 1 <= self.jpeg_quality <= 100:
@@ -130,6 +132,9 @@ class SimulatedCamera:
 
     async def _next_frame(self) -> None:
         def make() -> tuple[bytes, Truth, list[Truth]]:
+            if self.settings.triggered:  # roll the belt on, undrawn, to the next frame with a part centred
+                while self.conveyor.truth_of(self.conveyor.counter)[0] is None:
+                    self.conveyor.counter += 1
             image, truth = self.conveyor.next_frame()
             ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality])
             if not ok:
