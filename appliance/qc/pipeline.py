@@ -79,7 +79,8 @@ class QcPipeline(Service):
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
         self.frame_times: collections.deque[float] = collections.deque(maxlen=200)
         self.rejects: collections.deque[dict[str, Any]] = collections.deque(maxlen=12)
-        self.last_scores: dict[str, float] = {}
+        self.last_scores: np.ndarray | None = None
+        self._watched = [(label, settings.labels.index(label)) for label in settings.policy]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -128,7 +129,7 @@ class QcPipeline(Service):
                 "p50": round(float(np.percentile(lat, 50)), 3) if lat is not None else None,
                 "p99": round(float(np.percentile(lat, 99)), 3) if lat is not None else None,
             },
-            "scores": {k: round(v, 4) for k, v in self.last_scores.items()},
+            "scores": self._shown_scores(),
             "active": sorted(self.policy.active),
             "rejects": list(self.rejects)[::-1],
             "camera": self.reader.status(),
@@ -139,6 +140,14 @@ class QcPipeline(Service):
             },
             "evidence": self.evidence.status(),
         }
+
+    def _shown_scores(self) -> dict[str, float]:
+        """The latest frame's scores of the watched classes and the ten highest."""
+        if self.last_scores is None:
+            return {}
+        labels, scores = self.settings.labels, self.last_scores
+        shown = {i for _, i in self._watched} | set(np.argsort(scores)[::-1][:10].tolist())
+        return {labels[i]: round(float(scores[i]), 4) for i in sorted(shown)}
 
     def start_streaming(self) -> None:
         """The camera reader and the inference thread: capture overlaps inference."""
@@ -173,12 +182,13 @@ class QcPipeline(Service):
         scores = outputs[self.settings.output].values.reshape(-1)
         if self.settings.output_activation == "softmax":
             scores = softmax(scores)
-        by_label = dict(zip(self.settings.labels, scores.tolist(), strict=True))
-        decisions = self.policy.decide(by_label, frame.index, frame.ts)
+        # only the classes the policy watches: a 1000-class model costs no more than a 6-class one here
+        watched = {label: float(scores[i]) for label, i in self._watched}
+        decisions = self.policy.decide(watched, frame.index, frame.ts)
         self.latencies.append((time.perf_counter() - began) * 1000)  # frame in memory -> decision recorded
         self.frames += 1
         self.frame_times.append(time.monotonic())
-        self.last_scores = by_label
+        self.last_scores = scores
         if decisions:
             self._decided(frame, decisions)
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 import platform
 import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.perf import modbus
+from bench.models.mobilenet_builder import mobilenet_v2_like
+from bench.models.tflite_builder import write
+from bench.perf import modbus, qc
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+DEMO_LABELS = ["ok", "scratch", "missing_hole", "crack", "stain", "misplaced"]
 
 GOALS = {  # ratio key: (comparison, goal) from MISSION.md
+    "pipeline_over_raw_p50": ("<=", 1.10),
+    "fps_over_raw": (">=", 0.95),
     "tcp_regs_over_bare": (">=", 0.90),
     "requests_over_optimal": ("<=", 1.00),
     "rtu_cycle_over_floor": ("<=", 1.05),
@@ -34,10 +42,26 @@ def run(quick: bool) -> dict[str, Any]:
             "machine": platform.machine(),
             "processor": platform.processor() or platform.machine(),
         },
+        "qc": _qc(quick),
         "modbus": modbus.run(quick, _free_port()),
     }
     result["meta"]["seconds"] = round(time.time() - began, 1)
     return result
+
+
+def _qc(quick: bool) -> dict[str, Any]:
+    """The demo model (float and int8) and a MobileNetV2-sized model built here (float and int8)."""
+    with tempfile.TemporaryDirectory() as folder:
+        mobilenet = {}
+        for dtype in ("float32", "int8"):
+            path = write(Path(folder) / f"mobilenet_v2_{dtype}.tflite", mobilenet_v2_like(224, dtype=dtype))
+            mobilenet[f"mobilenet_v2_{dtype}"] = (path, [f"c{i}" for i in range(1000)], "rgb", (-1.0, 1.0))
+        models = {
+            "demo_float": (MODELS / "qc_demo_float.tflite", DEMO_LABELS, "rgb", (0.0, 255.0)),
+            "demo_int8": (MODELS / "qc_demo_int8.tflite", DEMO_LABELS, "rgb", (0.0, 255.0)),
+            **mobilenet,
+        }
+        return qc.run(quick, models)
 
 
 def table(result: dict[str, Any]) -> str:
