@@ -69,3 +69,41 @@ def test_the_page_says_when_the_appliance_is_gone(browser: object, appliance: Ap
     page.wait_for_function("document.getElementById('link').className === 'down'", timeout=10_000)
     assert "no connection" in page.locator("#link").inner_text()
     page.close()
+
+
+def test_the_page_shows_defects_found_by_the_camera_qc(browser: object, tmp_path: Path) -> None:
+    from tests.appliance.qc.test_camera_qc import LABELS
+    from tests.conftest import free_port, start_appliance
+
+    camera = free_port()
+    policy = "".join(
+        f'[qc.policy.{label}]\nseverity = "warning"\nthreshold = 0.7\ndebounce = [2, 3]\n'
+        for label in LABELS[1:]
+    )
+    config = tmp_path / "a.toml"
+    config.write_text(
+        f'[http]\nlisten = "127.0.0.1:0"\n[qc]\nmodel = "{ROOT / "bench/models/qc_demo_int8.tflite"}"\n'
+        f"labels = {LABELS!r}\ninput_range = [0.0, 255.0]\n".replace("'", '"')
+        + f'camera = {{ type = "stream", uri = "http://127.0.0.1:{camera}/stream.mjpg" }}\n'
+        + policy
+        + f'[[bench.cameras]]\nname = "cam"\nport = {camera}\nfps = 20\n'
+        + "frames_per_part = 12\ndefect_rate = 0.6\n"
+    )
+    app = start_appliance(config, tmp_path / "data")
+    try:
+        app.wait_for(lambda s: s["qc"] and s["qc"]["evidence"]["saved"] >= 2, timeout=60)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+        page.goto(app.url)
+        page.wait_for_function("document.querySelectorAll('#qc-rejects img').length >= 2", timeout=15_000)
+        page.wait_for_function(
+            "[...document.querySelectorAll('#qc-rejects img')]"
+            ".every((i) => i.complete && i.naturalWidth > 0)",
+            timeout=15_000,
+        )
+        assert not page.locator("#qc-section").is_hidden()
+        assert page.locator("#qc-classes tr").count() >= 5
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "status-qc.png"), full_page=True)
+        page.close()
+    finally:
+        app.close()
