@@ -1,9 +1,10 @@
 """A QC model on the inference engine: preprocessing written straight into the input tensor, outputs
 dequantized and read as class scores or SSD-style detections.
 
-Preprocessing, in order: resize the BGR frame to the input's height and width (`cv2.INTER_AREA` by
-default, the right filter for shrinking camera frames; `resize = "linear"` for bilinear), convert to the
-input's colour order (RGB, BGR, or gray for one channel), map each pixel p in 0..255 to the real value
+Preprocessing, in order: for a one-channel input convert the BGR frame to gray first; resize to the
+input's height and width (`cv2.INTER_AREA` by default, the right filter for shrinking camera frames;
+`resize = "linear"` for bilinear); for three channels convert to the input's colour order (RGB or BGR)
+after the resize; map each pixel p in 0..255 to the real value
 `low + p * (high - low) / 255` of `input_range`, and, for an int8/uint8 input, quantize it with the
 input's scale and zero point. When that whole map is the identity on 8-bit pixels (uint8 input, scale
 1/255, zero point 0, range 0..1, the common case) the resize writes the tensor directly.
@@ -92,9 +93,13 @@ class Preprocessor:
         info = np.iinfo(spec.dtype) if spec.dtype != np.float32 else None
         self._limits = (info.min, info.max) if info is not None else None
 
-    def fill(self, frame: npt.NDArray[np.uint8], view: np.ndarray) -> None:
+    def prepare(
+        self, frame: npt.NDArray[np.uint8], out: npt.NDArray[np.uint8] | None = None
+    ) -> npt.NDArray[np.uint8]:
+        """Resize and colour-convert a frame to the input's size and channels (8-bit pixels). The pipeline
+        runs this in the camera's thread, so it overlaps the previous frame's inference."""
         spec = self.spec
-        target = view[0] if self.direct else self._pixels
+        target = np.empty((spec.height, spec.width, spec.channels), np.uint8) if out is None else out
         size = (spec.width, spec.height)
         if spec.channels == 1:
             gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
@@ -106,15 +111,26 @@ class Preprocessor:
             cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=target)
         else:
             cv2.resize(frame, size, dst=target, interpolation=self.interpolation)
+        return target
+
+    def write(self, pixels: npt.NDArray[np.uint8], view: np.ndarray) -> None:
+        """Map prepared pixels into the input tensor: a copy, or one multiply-add (and rounding)."""
         if self.direct:
-            return
-        if self._limits is None:  # float input: one fused multiply-add into the tensor
-            np.multiply(self._pixels, np.float32(self.gain), out=view[0], casting="unsafe")
+            np.copyto(view[0], pixels)
+        elif self._limits is None:  # float input: one fused multiply-add into the tensor
+            np.multiply(pixels, np.float32(self.gain), out=view[0], casting="unsafe")
             view[0] += np.float32(self.bias)
         else:
-            real = self._pixels * np.float32(self.gain) + np.float32(self.bias)
+            real = pixels * np.float32(self.gain) + np.float32(self.bias)
             np.clip(np.rint(real), *self._limits, out=real)
-            view[0] = real.astype(spec.dtype)
+            view[0] = real.astype(self.spec.dtype)
+
+    def fill(self, frame: npt.NDArray[np.uint8], view: np.ndarray) -> None:
+        """Prepare and write in one go."""
+        if self.direct:
+            self.prepare(frame, view[0])  # the map is the identity: the resize writes the tensor itself
+        else:
+            self.write(self.prepare(frame, self._pixels), view)
 
 
 def dequantize(detail: dict[str, Any], values: np.ndarray) -> npt.NDArray[np.float32]:
@@ -142,8 +158,14 @@ class QcModel:
         self.outputs = engine.output_details()
         self.pre = Preprocessor(self.input, color, input_range, resize)
 
-    def run(self, frame: npt.NDArray[np.uint8]) -> list[Output]:
-        raw = self.engine.run(lambda views: self.pre.fill(frame, views[0]))
+    def run(
+        self, frame: npt.NDArray[np.uint8], prepared: npt.NDArray[np.uint8] | None = None
+    ) -> list[Output]:
+        """The dequantized outputs for a frame; `prepared` is the frame already resized by `pre.prepare`."""
+        if prepared is None:
+            raw = self.engine.run(lambda views: self.pre.fill(frame, views[0]))
+        else:
+            raw = self.engine.run(lambda views: self.pre.write(prepared, views[0]))
         return [
             Output(str(d.get("name", i)), dequantize(d, v))
             for i, (d, v) in enumerate(zip(self.outputs, raw, strict=True))

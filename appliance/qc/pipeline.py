@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -62,7 +63,11 @@ class QcPipeline(Service):
         # `source` replaces the configured camera (benchmarks feed frames from memory)
         recorded = cam.type in ("file", "directory") or source is not None
         self.reader = CameraReader(
-            source or camera, queue_size=settings.queue_frames, stall_s=cam.stall_s, block_when_full=recorded
+            source or camera,
+            queue_size=settings.queue_frames,
+            stall_s=cam.stall_s,
+            block_when_full=recorded,
+            prepare=self._prepare,
         )
         self.policy = DecisionPolicy(
             {
@@ -149,6 +154,12 @@ class QcPipeline(Service):
         shown = {i for _, i in self._watched} | set(np.argsort(scores)[::-1][:10].tolist())
         return {labels[i]: round(float(scores[i]), 4) for i in sorted(shown)}
 
+    def _prepare(self, frame: Frame) -> Frame:
+        """In the camera's thread: resize for the model while the previous frame is being inferred."""
+        if self.model is None:
+            return frame
+        return dataclasses.replace(frame, prepared=self.model.pre.prepare(frame.image))
+
     def start_streaming(self) -> None:
         """The camera reader and the inference thread: capture overlaps inference."""
         if self._thread is not None:
@@ -178,7 +189,7 @@ class QcPipeline(Service):
     def _process(self, frame: Frame) -> None:
         assert self.model is not None
         began = time.perf_counter()
-        outputs = self.model.run(frame.image)
+        outputs = self.model.run(frame.image, frame.prepared)
         scores = outputs[self.settings.output].values.reshape(-1)
         if self.settings.output_activation == "softmax":
             scores = softmax(scores)

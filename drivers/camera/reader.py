@@ -27,7 +27,10 @@ class CameraReader:
         backoff_max_s: float = 30.0,
         name: str = "camera",
         block_when_full: bool = False,
+        prepare: Callable[[Frame], Frame] | None = None,
     ) -> None:
+        # `prepare` runs in this thread on each frame (resizing it for the model), so it overlaps inference
+        self.prepare = prepare
         self.make_source, self.name, self.block_when_full = source, name, block_when_full
         self.stall_s, self.backoff_initial_s, self.backoff_max_s = stall_s, backoff_initial_s, backoff_max_s
         self.frames: collections.deque[Frame] = collections.deque(maxlen=queue_size)
@@ -103,6 +106,8 @@ class CameraReader:
                     raise SourceError(f"{source.uri}: no frame for {self.stall_s:.0f} s")
                 continue
             last = self.last_frame_at = now
+            if self.prepare is not None:
+                frame = self.prepare(frame)
             with self.ready:
                 while (
                     self.block_when_full

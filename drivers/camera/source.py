@@ -35,6 +35,7 @@ class Frame:
     image: npt.NDArray[np.uint8]  # H x W x 3, BGR
     ts: float  # wall-clock time the frame was taken from the source
     index: int
+    prepared: npt.NDArray[np.uint8] | None = None  # made by the reader's `prepare` hook (resized for a model)
 
 
 class FrameSource(abc.ABC):
