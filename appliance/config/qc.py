@@ -47,6 +47,15 @@ class EvidenceSettings(_Settings):
     jpeg_quality: Annotated[int, Field(ge=10, le=100)] = 90
 
 
+class DetectionSettings(_Settings):
+    """Which output holds what, for an SSD-style model (TFLite's post-processing order by default)."""
+
+    boxes: Annotated[int, Field(ge=0)] = 0
+    classes: Annotated[int, Field(ge=0)] = 1
+    scores: Annotated[int, Field(ge=0)] = 2
+    count: Annotated[int, Field(ge=0)] = 3
+
+
 class QcSettings(_Settings):
     """A camera, a LiteRT model and what its classes mean."""
 
@@ -56,7 +65,9 @@ class QcSettings(_Settings):
     resize: Literal["area", "linear"] = "area"  # interpolation when scaling frames to the input size
     input_range: Annotated[list[float], Field(min_length=2, max_length=2)] = [0.0, 1.0]  # for pixels 0, 255
     output_activation: Literal["none", "softmax"] = "none"  # "softmax" if the model outputs logits
-    output: Annotated[int, Field(ge=0)] = 0  # which output holds the class scores
+    task: Literal["classification", "detection"] = "classification"
+    output: Annotated[int, Field(ge=0)] = 0  # classification: which output holds the class scores
+    detection: DetectionSettings = DetectionSettings()  # detection: which output is which
     queue_frames: Annotated[int, Field(ge=1, le=100)] = 2  # frames waiting for inference; the oldest drop
     camera: CameraSettings
     policy: dict[str, ClassPolicySettings] = {}

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from appliance.config.qc import QcSettings
+from appliance.qc.detection import Detection, DetectionOutputs, best_scores, parse
 from appliance.qc.evidence import EvidenceStore, evidence_name
 from appliance.qc.model import ModelError, QcModel, softmax
 from appliance.qc.policy import ClassRule, Decision, DecisionPolicy
@@ -86,6 +87,10 @@ class QcPipeline(Service):
         self.rejects: collections.deque[dict[str, Any]] = collections.deque(maxlen=12)
         self.last_scores: np.ndarray | None = None
         self._watched = [(label, settings.labels.index(label)) for label in settings.policy]
+        d = settings.detection
+        self.detection = DetectionOutputs(d.boxes, d.classes, d.scores, d.count)
+        self._min_score = min((rule.threshold for rule in settings.policy.values()), default=0.5)
+        self.last_detections: list[Detection] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,10 +106,11 @@ class QcPipeline(Service):
             self.settings.resize,
         )
         outputs = self.model.outputs
-        if self.settings.output >= len(outputs):
+        if self.settings.task == "detection":
+            self.detection.check([d["shape"] for d in outputs])
+        elif self.settings.output >= len(outputs):
             raise ModelError(f"qc.output = {self.settings.output}, but the model has {len(outputs)} outputs")
-        size = int(np.prod(outputs[self.settings.output]["shape"]))
-        if size != len(self.settings.labels):
+        elif (size := int(np.prod(outputs[self.settings.output]["shape"]))) != len(self.settings.labels):
             raise ModelError(
                 f"{self.model_path.name}: output {self.settings.output} has {size} values but "
                 f"qc.labels names {len(self.settings.labels)}"
@@ -136,6 +142,10 @@ class QcPipeline(Service):
             },
             "scores": self._shown_scores(),
             "active": sorted(self.policy.active),
+            "detections": [
+                {"label": d.label, "score": round(d.score, 4), "box": [round(v, 4) for v in d.box]}
+                for d in self.last_detections[:20]
+            ],
             "rejects": list(self.rejects)[::-1],
             "camera": self.reader.status(),
             "inference": {
@@ -190,11 +200,17 @@ class QcPipeline(Service):
         assert self.model is not None
         began = time.perf_counter()
         outputs = self.model.run(frame.image, frame.prepared)
-        scores = outputs[self.settings.output].values.reshape(-1)
-        if self.settings.output_activation == "softmax":
-            scores = softmax(scores)
-        # only the classes the policy watches: a 1000-class model costs no more than a 6-class one here
-        watched = {label: float(scores[i]) for label, i in self._watched}
+        if self.settings.task == "detection":
+            found = parse([o.values for o in outputs], self.detection, self.settings.labels, self._min_score)
+            watched = best_scores(found)
+            scores = np.array([watched.get(label, 0.0) for label in self.settings.labels], np.float32)
+            self.last_detections = found
+        else:
+            scores = outputs[self.settings.output].values.reshape(-1)
+            if self.settings.output_activation == "softmax":
+                scores = softmax(scores)
+            # only the classes the policy watches: a 1000-class model costs no more than a 6-class one here
+            watched = {label: float(scores[i]) for label, i in self._watched}
         decisions = self.policy.decide(watched, frame.index, frame.ts)
         self.latencies.append((time.perf_counter() - began) * 1000)  # frame in memory -> decision recorded
         self.frames += 1
