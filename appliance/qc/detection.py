@@ -54,9 +54,7 @@ def parse(
     boxes = outputs[which.boxes].reshape(-1, 4)
     classes = outputs[which.classes].reshape(-1)
     scores = outputs[which.scores].reshape(-1)
-    count = (
-        round(float(outputs[which.count].reshape(-1)[0])) if which.count < len(outputs) else len(scores)
-    )
+    count = round(float(outputs[which.count].reshape(-1)[0])) if which.count < len(outputs) else len(scores)
     found = []
     for i in range(max(0, min(count, len(scores)))):
         index = round(float(classes[i]))
