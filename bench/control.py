@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -123,28 +124,35 @@ def build_app(board: FaultBoard) -> Starlette:
 
         return handler
 
-    async def camera(request: Request) -> Response:
-        try:
-            body = await _body(request)
-        except ValueError as exc:
-            return _error(str(exc))
-        cam = board.cameras.get(body["target"])
-        if cam is None:
-            return _error(f"no camera {body['target']!r}; known: {', '.join(board.cameras)}")
-        actions: dict[str, Any] = {"freeze": cam.freeze, "resume": cam.resume, "drop": cam.drop_clients}
-        if body.get("action") not in actions:
-            return _error(f"unknown action {body.get('action')!r}; known: {', '.join(actions)}")
-        return JSONResponse({"done": body["action"], "result": actions[body["action"]]()})
+    def action_route(kind: str, actions_of: Callable[[str], dict[str, Callable[[], Any]] | None]) -> Any:
+        """POST {"target": NAME, "action": ACTION} for a kind of part; `actions_of` knows each one's."""
 
-    async def serial(request: Request) -> Response:
-        try:
-            body = await _body(request)
-        except ValueError as exc:
-            return _error(str(exc))
-        sensor = board.sensors.get(body["target"])
+        async def handler(request: Request) -> Response:
+            try:
+                body = await _body(request)
+            except ValueError as exc:
+                return _error(str(exc))
+            actions = actions_of(body["target"])
+            if actions is None:
+                return _error(f"no {kind} {body['target']!r}")
+            if body.get("action") not in actions:
+                return _error(f"unknown action {body.get('action')!r}; known: {', '.join(actions)}")
+            result = actions[body["action"]]()
+            if isinstance(result, bytes):  # what a serial fault wrote: say how much
+                result = len(result)
+            return JSONResponse({"done": body["action"], "result": result})
+
+        return handler
+
+    def camera_actions(name: str) -> dict[str, Callable[[], Any]] | None:
+        cam = board.cameras.get(name)
+        return None if cam is None else {"freeze": cam.freeze, "resume": cam.resume, "drop": cam.drop_clients}
+
+    def serial_actions(name: str) -> dict[str, Callable[[], Any]] | None:
+        sensor = board.sensors.get(name)
         if sensor is None:
-            return _error(f"no serial sensor {body['target']!r}; known: {', '.join(board.sensors)}")
-        actions: dict[str, Any] = {
+            return None
+        return {
             "garbage": sensor.inject_garbage,
             "bad_checksum": sensor.inject_bad_checksum,
             "truncated": sensor.inject_truncated,
@@ -153,10 +161,9 @@ def build_app(board: FaultBoard) -> Starlette:
             "unplug": sensor.unplug,
             "replug": sensor.replug,
         }
-        if body.get("action") not in actions:
-            return _error(f"unknown action {body.get('action')!r}; known: {', '.join(actions)}")
-        actions[body["action"]]()
-        return JSONResponse({"done": body["action"]})
+
+    camera = action_route("camera", camera_actions)
+    serial = action_route("serial sensor", serial_actions)
 
     return Starlette(
         routes=[
