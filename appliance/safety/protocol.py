@@ -1,0 +1,130 @@
+"""Messages between the runtime and the safety supervisor: one datagram each, authenticated with
+HMAC-SHA256 under a secret only the two share, numbered so a recorded message cannot be played again.
+
+A datagram is a 16-byte tag followed by compact JSON:
+`{"kind": "heartbeat"|"trip"|"reset"|"status", "sender": str, "seq": int, "sent_ns": int, "reason": str}`,
+where the tag is the first 16 bytes of HMAC-SHA256(secret, json) and `sent_ns` is CLOCK_MONOTONIC in
+nanoseconds (one clock for every process on the box, so latencies can be measured across them).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+TAG_BYTES = 16
+MAX_DATAGRAM = 2048
+SECRET_BYTES = 32
+
+
+class Kind(enum.StrEnum):
+    HEARTBEAT = "heartbeat"
+    TRIP = "trip"
+    RESET = "reset"
+    STATUS = "status"
+
+
+class ProtocolError(ValueError):
+    """A datagram refused: `reason` is one of too_large, unauthenticated, malformed, replayed."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    kind: Kind
+    sender: str
+    seq: int
+    sent_ns: int
+    reason: str = ""
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The shared secret, made on first use with mode 0600; a file others may read is refused."""
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise PermissionError(f"{path}: mode {mode:o} lets others read the safety secret; chmod 600 it")
+        data = path.read_bytes()
+        if len(data) != SECRET_BYTES:
+            raise ValueError(f"{path}: {len(data)} bytes, a safety secret has {SECRET_BYTES}")
+        return data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = secrets.token_bytes(SECRET_BYTES)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    return data
+
+
+def encode(secret: bytes, message: Message) -> bytes:
+    payload = json.dumps(
+        {
+            "kind": str(message.kind),
+            "sender": message.sender,
+            "seq": message.seq,
+            "sent_ns": message.sent_ns,
+            "reason": message.reason,
+        },
+        separators=(",", ":"),
+    ).encode()
+    return hmac.new(secret, payload, hashlib.sha256).digest()[:TAG_BYTES] + payload
+
+
+def decode(secret: bytes, datagram: bytes) -> Message:
+    """The message, or ProtocolError saying why it is refused; replays are `Sequencer`'s to catch."""
+    if len(datagram) > MAX_DATAGRAM:
+        raise ProtocolError("too_large", f"{len(datagram)} bytes; at most {MAX_DATAGRAM}")
+    tag, payload = datagram[:TAG_BYTES], datagram[TAG_BYTES:]
+    expected = hmac.new(secret, payload, hashlib.sha256).digest()[:TAG_BYTES]
+    if len(tag) != TAG_BYTES or not hmac.compare_digest(tag, expected):
+        raise ProtocolError("unauthenticated", "the tag does not match: wrong secret or altered message")
+    try:
+        fields = json.loads(payload)
+        message = Message(
+            Kind(fields["kind"]),
+            str(fields["sender"]),
+            int(fields["seq"]),
+            int(fields["sent_ns"]),
+            str(fields.get("reason", "")),
+        )
+    except (ValueError, KeyError, TypeError) as exc:  # authentic but not ours: a bug on the other side
+        raise ProtocolError("malformed", f"authenticated but not a message: {exc}") from None
+    return message
+
+
+class Sequencer:
+    """Per sender, numbers must grow: an old message played again is refused."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}
+
+    def accept(self, message: Message) -> None:
+        last = self.last.get(message.sender, -1)
+        if message.seq <= last:
+            raise ProtocolError("replayed", f"{message.sender} #{message.seq} after #{last}")
+        self.last[message.sender] = message.seq
+
+
+class Sender:
+    """Numbers and stamps the messages of one sender (a fresh sender id each process start)."""
+
+    def __init__(self, secret: bytes, name: str) -> None:
+        self.secret = secret
+        self.sender = f"{name}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.seq = 0
+
+    def message(self, kind: Kind, reason: str = "") -> bytes:
+        self.seq += 1
+        return encode(self.secret, Message(kind, self.sender, self.seq, time.monotonic_ns(), reason))
