@@ -166,7 +166,8 @@ def start_appliance(config: Path, data_dir: Path, *extra: str, ready: bool = Tru
     app = ApplianceProcess(proc, data_dir)
     assert proc.stderr is not None and proc.stdout is not None
     app.read_in_background(proc.stderr, app.stderr)
-    if not ready:
+    if not ready:  # the caller waits for an exit; keep what it prints
+        app.read_in_background(proc.stdout, app.stdout)
         return app
     deadline = time.monotonic() + 30
     for line in proc.stdout:

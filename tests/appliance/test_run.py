@@ -6,16 +6,15 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, ApplianceProcess, bench_config, free_port, start_appliance
+from tests.conftest import ApplianceProcess, bench_config, free_port, start_appliance
 
 
 def row_count(data_dir: Path) -> int:
@@ -118,47 +117,11 @@ def test_an_invalid_bench_section_exits_2_before_touching_state(tmp_path: Path) 
 def test_a_busy_http_port_is_reported_and_nothing_is_left_running(tmp_path: Path) -> None:
     config = tmp_path / "a.toml"
     config.write_text(bench_config(free_port()))
-    with contextlib.closing(__import__("socket").socket()) as holder:
+    with contextlib.closing(socket.socket()) as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "appliance",
-                "run",
-                "--config",
-                str(config),
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--http",
-                f"127.0.0.1:{port}",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=60,
-            check=False,
-        )
-    assert result.returncode == 1
-    assert f"cannot start: [Errno 98] cannot listen on 127.0.0.1:{port}" in result.stderr
-    assert "status page" not in result.stdout
-
-
-def test_a_dead_simulated_world_is_restarted_and_polling_recovers(appliance: ApplianceProcess) -> None:
-    status = appliance.wait_for(lambda s: s["sensors"] and all(x["quality"] == "ok" for x in s["sensors"]))
-    old_pid = status["services"]["bench"]["pid"]
-    os.kill(old_pid, signal.SIGKILL)
-    assert wait_gone(old_pid)
-    appliance.wait_for(lambda s: s["services"]["modbus:line"]["failures"].get("disconnected", 0) >= 1)
-    after = appliance.wait_for(
-        lambda s: (
-            s["services"]["bench"]["restarts"] == 1
-            and s["services"]["bench"]["pid"] not in (None, old_pid)
-            and all(x["quality"] == "ok" for x in s["sensors"])
-        ),
-        timeout=40,
-    )
-    assert "bench sim exited with code -9" in after["services"]["bench"]["last_error"]
-    assert appliance.stop() == 0
+        app = start_appliance(config, tmp_path / "data", "--http", f"127.0.0.1:{port}", ready=False)
+        assert app.wait() == 1
+    assert f"cannot start: [Errno 98] cannot listen on 127.0.0.1:{port}" in app.output
+    assert not any("status page" in line for line in app.stdout)
