@@ -125,3 +125,21 @@ def test_a_busy_http_port_is_reported_and_nothing_is_left_running(tmp_path: Path
         assert app.wait() == 1
     assert f"cannot start: [Errno 98] cannot listen on 127.0.0.1:{port}" in app.output
     assert not any("status page" in line for line in app.stdout)
+
+
+def test_a_dead_simulated_world_is_restarted_and_polling_recovers(appliance: ApplianceProcess) -> None:
+    status = appliance.wait_for(lambda s: s["sensors"] and all(x["quality"] == "ok" for x in s["sensors"]))
+    old_pid = status["services"]["bench"]["pid"]
+    os.kill(old_pid, signal.SIGKILL)
+    assert wait_gone(old_pid)
+    appliance.wait_for(lambda s: s["services"]["modbus:line"]["failures"].get("disconnected", 0) >= 1)
+    after = appliance.wait_for(
+        lambda s: (
+            s["services"]["bench"]["restarts"] == 1
+            and s["services"]["bench"]["pid"] not in (None, old_pid)
+            and all(x["quality"] == "ok" for x in s["sensors"])
+        ),
+        timeout=40,
+    )
+    assert "bench sim exited with code -9" in after["services"]["bench"]["last_error"]
+    assert appliance.stop() == 0
