@@ -1,4 +1,8 @@
-"""The `appliance` command: run the appliance, check a config file."""
+"""The `appliance` command: run the appliance or its safety supervisor, check a config file.
+
+Heavy modules are imported by the command that needs them: `appliance safety` must not load the web
+stack, the store or the sync code (DESIGN.md, Processes).
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance.config.loader import DEFAULT_CONFIG, ConfigError, load_config, read_toml
 from appliance.config.models import check_host_port
-from appliance.hal_view import render
-from appliance.infer import infer
-from appliance.runtime import Runtime
-from appliance.store.migrations import SchemaTooNew
-from appliance.world import WorldFailed
-from hal.report import detect
+
+if TYPE_CHECKING:
+    from appliance.runtime import Runtime
 
 log = logging.getLogger("appliance")
 
@@ -48,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
+    safety = commands.add_parser("safety", help="the safety supervisor that owns the stop output line")
+    safety.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="appliance.toml with [safety]")
+    safety.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="the runtime's data directory (secret, latch)"
+    )
+    safety.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
     check = commands.add_parser("check-config", help="validate a config file; exit 2 on errors")
     check.add_argument("file", type=Path)
 
@@ -75,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         return check_config(args.file)
     if args.command == "hal":
         return show_hal(args.root, args.json)
+    if args.command == "safety":
+        return safety(args)
     if args.command == "infer":
+        from appliance.infer import infer
+
         try:
             low, high = (float(x) for x in args.range.split(","))
         except ValueError:
@@ -89,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def show_hal(root: Path, as_json: bool) -> int:
+    from appliance.hal_view import render
+    from hal.report import detect
+
     if not root.is_dir():
         print(f"appliance hal: --root {root}: not a directory", file=sys.stderr)
         return 2
@@ -137,7 +153,32 @@ def _check_bench(path: Path) -> list[str]:
     ]
 
 
+def safety(args: argparse.Namespace) -> int:
+    from appliance.safety.supervisor import run_supervisor
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print("\n".join(exc.lines), file=sys.stderr)
+        return 2
+    if config.safety is None:
+        print(f"{args.config}: safety: missing; the supervisor needs a [safety] section", file=sys.stderr)
+        return 2
+    _log_to_stderr(args.log_level)
+    return run_supervisor(config.safety, args.data_dir)
+
+
+def _log_to_stderr(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
+    from appliance.runtime import Runtime
+    from appliance.store.migrations import SchemaTooNew
+    from appliance.world import WorldFailed
+
     try:
         config = load_config(args.config)
         if args.http:
@@ -148,11 +189,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--http: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _log_to_stderr(args.log_level)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we log failures ourselves, once
     runtime = Runtime(config, args.config.resolve(), args.data_dir, args.http)
     try:

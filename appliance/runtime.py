@@ -15,11 +15,15 @@ from appliance.config.models import ApplianceConfig, split_host_port
 from appliance.fieldbus import build_field
 from appliance.loop_lag import LoopMonitor
 from appliance.qc.pipeline import QcPipeline
-from appliance.records import Event, Reading
+from appliance.records import Event, Reading, Severity
+from appliance.safety.link import SafetyLink
+from appliance.safety.protocol import Kind
+from appliance.safety.rules import SafetyRules
 from appliance.service import Service
 from appliance.snapshot import SensorSnapshot
 from appliance.store import Store
 from appliance.web import WebServer
+from appliance.web.auth import USER, AdminCredential
 from appliance.world import BenchWorld
 from hal.plan import InferencePlan
 from hal.report import HardwareReport, detect
@@ -60,6 +64,7 @@ class Runtime:
         self.started = time.monotonic()
         self.snapshot = SensorSnapshot()
         self.store = Store(config.store, data_dir)
+        self.credential, self.new_credential = AdminCredential.load_or_create(data_dir)
         host, port = split_host_port(listen or config.http.listen)
         self.web = WebServer(
             host,
@@ -67,25 +72,65 @@ class Runtime:
             self.status,
             self.store,
             data_dir / (config.qc.evidence.dir if config.qc else "evidence"),
+            self if config.safety is not None else None,
+            self.credential,
         )
         self.loop_monitor = LoopMonitor()
         world = [BenchWorld(config_path)] if config.bench is not None else []
         field = build_field(config, self.publish)
+        self.rules: SafetyRules | None = None
+        self.safety: SafetyLink | None = None
+        if config.safety is not None:
+            self.rules = SafetyRules(
+                config.safety.rules, config.sensor_device, self.trip, self.publish_events, self._last_frame
+            )
+            self.safety = SafetyLink(
+                config.safety, config_path, data_dir, self.rules.causes, self.publish_events, self._recorded
+            )
+        qc_alarm = self.trip if config.safety is not None and config.safety.trip_on_qc else None
         self.qc = (
-            QcPipeline(config.qc, config_path.parent, data_dir, self._plan, self.publish_events)
+            QcPipeline(
+                config.qc, config_path.parent, data_dir, self._plan, self.publish_events, alarm=qc_alarm
+            )
             if config.qc is not None
             else None
         )
         # Start order: the simulated world before anything polls it, the store before anything writes,
-        # a line's master before the pollers of its slaves.
+        # the safety link before any rule can fire, a line's master before the pollers of its slaves.
         qc = [self.qc] if self.qc is not None else []
-        self.services: list[Service] = [*world, self.loop_monitor, self.store, *field, *qc, self.web]
+        safety = [self.safety] if self.safety is not None else []
+        self.services: list[Service] = [
+            *world,
+            self.loop_monitor,
+            self.store,
+            *safety,
+            *field,
+            *qc,
+            self.web,
+        ]
         self._started: list[Service] = []
         self.hardware: HardwareReport | None = None
 
     def publish(self, readings: Sequence[Reading]) -> None:
+        if self.rules is not None:
+            self.rules.readings(readings)
         self.snapshot.update(readings)
         self.store.write(readings)
+
+    def trip(self, reason: str, cause_ns: int | None = None) -> None:
+        """A critical cause: the supervisor is asked to drop the stop output now (any thread)."""
+        if self.safety is not None:
+            self.safety.trip(reason, cause_ns)
+
+    def _last_frame(self) -> float | None:
+        """Wall-clock time of the QC camera's last frame."""
+        if self.qc is None or not self.qc.frame_times:
+            return None
+        return time.time() - (time.monotonic() - self.qc.frame_times[-1])
+
+    def _recorded(self) -> set[str]:
+        """Ids of the trips and resets already in the store (the supervisor may report them again)."""
+        return {str(e["data"].get("id")) for e in self.store.recent_events("estop.", 200)}
 
     def publish_events(self, events: Sequence[Event]) -> None:
         self.store.write(events)
@@ -102,12 +147,41 @@ class Runtime:
             "services": {s.name: s.status() for s in self.services},
             "hal": hal_status(self.hardware) if self.hardware else None,
             "qc": self.qc.details() if self.qc is not None and self.qc.running else None,
+            "estop": self._estop(),
             "runtime": {
                 "version": VERSION,
                 "pid": os.getpid(),
                 "loop_lag_ms": round(self.loop_monitor.lag_ms, 3),
             },
         }
+
+    async def manual_trip(self, who: str, reason: str) -> dict[str, Any]:
+        assert self.safety is not None
+        await self.safety.request(Kind.TRIP, f"manual trip by {who}" + (f": {reason}" if reason else ""))
+        return self._estop() or {}
+
+    async def manual_reset(self, who: str) -> tuple[bool, str, dict[str, Any]]:
+        assert self.safety is not None
+        answer = await self.safety.request(Kind.RESET, who)
+        accepted, message = bool(answer.get("accepted")), str(answer.get("message", ""))
+        if not accepted:
+            self.publish_events(
+                [
+                    Event(
+                        time.time(),
+                        "estop.reset_refused",
+                        Severity.WARNING,
+                        "api",
+                        f"reset by {who} {message}",
+                    )
+                ]
+            )
+        return accepted, message, self._estop() or {}
+
+    def _estop(self) -> dict[str, Any] | None:
+        if self.safety is None or self.rules is None:
+            return None
+        return {**self.safety.section(), "rules": self.rules.status()}
 
     async def start(self) -> None:
         self.hardware = await asyncio.to_thread(detect, self.config.hal.root)
@@ -138,6 +212,10 @@ class Runtime:
         await self.start()
         try:
             print(f"status page: {self.web.url}", flush=True)
+            if self.new_credential is not None:
+                print(
+                    f"admin credential (shown once; keep it now): {USER} / {self.new_credential}", flush=True
+                )
             await stop.wait()
             log.info("stopping")
         finally:

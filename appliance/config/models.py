@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from appliance.config.qc import QcSettings
+from appliance.config.safety import SafetySettings
 from appliance.features import WaveformSettings
 from drivers.modbus.registers import ByteOrder, DataType, Point, RegisterMap, Table
 
@@ -267,6 +268,7 @@ class ApplianceConfig(Settings):
     # Owned and validated by the bench (`bench sim --config`): when present, `appliance run`
     # starts that simulated world beside the runtime.
     qc: QcSettings | None = None
+    safety: SafetySettings | None = None
     bench: dict[str, Any] | None = None
 
     def cross_check(self, folder: Path | None = None) -> list[tuple[str, str]]:
@@ -279,4 +281,19 @@ class ApplianceConfig(Settings):
             if isinstance(device, ModbusRtuDeviceSettings) and device.bus not in self.buses:
                 known = ", ".join(self.buses) or "none"
                 problems.append((f"devices.{name}.bus", f"no bus {device.bus!r} in [buses] (known: {known})"))
+        if self.safety is not None:
+            for i, rule in enumerate(self.safety.rules):
+                if rule.sensor == "qc.camera" and self.qc is None:
+                    problems.append((f"safety.rules.{i}.sensor", "qc.camera, but there is no [qc] section"))
+                elif rule.sensor != "qc.camera" and self.sensor_device(rule.sensor) is None:
+                    known = ", ".join(self.devices) or "none"
+                    problem = f"{rule.sensor!r} is on no device in [devices] ({known})"
+                    problems.append((f"safety.rules.{i}.sensor", problem))
         return problems
+
+    def sensor_device(self, sensor: str) -> tuple[str, str] | None:
+        """(device, channel) of a DEVICE.CHANNEL sensor id, the longest matching device id first."""
+        for device in sorted(self.devices, key=len, reverse=True):
+            if sensor.startswith(device + ".") and len(sensor) > len(device) + 1:
+                return device, sensor[len(device) + 1 :]
+        return None

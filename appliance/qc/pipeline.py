@@ -44,9 +44,11 @@ class QcPipeline(Service):
         plan: Callable[[], InferencePlan],
         sink: EventSink,
         source: Callable[[], FrameSource] | None = None,
+        alarm: Callable[[str, int], None] | None = None,
     ) -> None:
         super().__init__()
         self.settings, self.sink, self.plan = settings, sink, plan
+        self.alarm = alarm  # told of a critical defect at once, in the inference thread (the stop output)
         self.model_path = (config_folder / settings.model).resolve()
         self.evidence = EvidenceStore(
             data_dir / settings.evidence.dir,
@@ -220,6 +222,11 @@ class QcPipeline(Service):
             self._decided(frame, decisions)
 
     def _decided(self, frame: Frame, decisions: list[Decision]) -> None:
+        if self.alarm is not None and (critical := [d for d in decisions if d.severity is Severity.CRITICAL]):
+            self.alarm(
+                f"QC: {critical[0].label} ({critical[0].score:.2f}) on frame {frame.index}",
+                time.monotonic_ns(),
+            )
         events = []
         for decision in decisions:
             self.defects[decision.label] += 1

@@ -1,10 +1,12 @@
-"""Messages between the runtime and the safety supervisor: one datagram each, authenticated with
-HMAC-SHA256 under a secret only the two share, numbered so a recorded message cannot be played again.
+"""Messages between the runtime and the safety supervisor: one packet each, authenticated with
+HMAC-SHA256 under a secret only the two share, numbered and stamped so a recorded message cannot be
+played again.
 
-A datagram is a 16-byte tag followed by compact JSON:
-`{"kind": "heartbeat"|"trip"|"reset"|"status", "sender": str, "seq": int, "sent_ns": int, "reason": str}`,
-where the tag is the first 16 bytes of HMAC-SHA256(secret, json) and `sent_ns` is CLOCK_MONOTONIC in
-nanoseconds (one clock for every process on the box, so latencies can be measured across them).
+A packet is a 16-byte tag followed by compact JSON: `{"kind": "heartbeat"|"trip"|"reset"|"status",
+"sender": str, "seq": int, "sent_ns": int, "reason": str, "data": {...}}`, where the tag is the first
+16 bytes of HMAC-SHA256(secret, json) and `sent_ns` is CLOCK_MONOTONIC in nanoseconds (one clock for
+every process on the box, so latencies can be measured across them). `data` carries what a kind needs:
+a heartbeat its `causes`, a trip its `cause_ns`, a status the supervisor's state.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ import json
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 TAG_BYTES = 16
 MAX_DATAGRAM = 2048
 SECRET_BYTES = 32
+MAX_AGE_NS = 2_000_000_000  # older messages are refused as replays
 
 
 class Kind(enum.StrEnum):
@@ -32,7 +37,7 @@ class Kind(enum.StrEnum):
 
 
 class ProtocolError(ValueError):
-    """A datagram refused: `reason` is one of too_large, unauthenticated, malformed, replayed."""
+    """A packet refused: `reason` is one of too_large, unauthenticated, malformed, replayed, stale."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -46,6 +51,7 @@ class Message:
     seq: int
     sent_ns: int
     reason: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 def load_or_create_secret(path: Path) -> bytes:
@@ -76,6 +82,7 @@ def encode(secret: bytes, message: Message) -> bytes:
             "seq": message.seq,
             "sent_ns": message.sent_ns,
             "reason": message.reason,
+            "data": dict(message.data),
         },
         separators=(",", ":"),
     ).encode()
@@ -98,6 +105,7 @@ def decode(secret: bytes, datagram: bytes) -> Message:
             int(fields["seq"]),
             int(fields["sent_ns"]),
             str(fields.get("reason", "")),
+            dict(fields.get("data", {})),
         )
     except (ValueError, KeyError, TypeError) as exc:  # authentic but not ours: a bug on the other side
         raise ProtocolError("malformed", f"authenticated but not a message: {exc}") from None
@@ -105,12 +113,17 @@ def decode(secret: bytes, datagram: bytes) -> Message:
 
 
 class Sequencer:
-    """Per sender, numbers must grow: an old message played again is refused."""
+    """Per sender, numbers must grow, and no message may be older than MAX_AGE_NS: a message played
+    again is refused, on the same connection or a new one."""
 
     def __init__(self) -> None:
         self.last: dict[str, int] = {}
 
-    def accept(self, message: Message) -> None:
+    def accept(self, message: Message, now_ns: int | None = None) -> None:
+        now_ns = time.monotonic_ns() if now_ns is None else now_ns
+        age = now_ns - message.sent_ns
+        if not -MAX_AGE_NS < age < MAX_AGE_NS:
+            raise ProtocolError("stale", f"{message.sender} #{message.seq} was sent {age / 1e9:.1f} s ago")
         last = self.last.get(message.sender, -1)
         if message.seq <= last:
             raise ProtocolError("replayed", f"{message.sender} #{message.seq} after #{last}")
@@ -125,6 +138,8 @@ class Sender:
         self.sender = f"{name}-{os.getpid()}-{secrets.token_hex(4)}"
         self.seq = 0
 
-    def message(self, kind: Kind, reason: str = "") -> bytes:
+    def message(self, kind: Kind, reason: str = "", data: Mapping[str, Any] | None = None) -> bytes:
         self.seq += 1
-        return encode(self.secret, Message(kind, self.sender, self.seq, time.monotonic_ns(), reason))
+        return encode(
+            self.secret, Message(kind, self.sender, self.seq, time.monotonic_ns(), reason, data or {})
+        )

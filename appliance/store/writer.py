@@ -173,11 +173,18 @@ class Store(Service):
     def events_since(self, since_id: int, limit: int = 500) -> list[dict[str, Any]]:
         """Committed events with id > since_id, oldest first, from a reader connection of its own (WAL
         lets it read while the writer writes)."""
+        return self._events("id > ? ORDER BY id LIMIT ?", (since_id, limit))
+
+    def recent_events(self, kind_prefix: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest committed events whose kind starts with `kind_prefix`, newest first."""
+        return self._events(
+            "kind >= ? AND kind < ? ORDER BY id DESC LIMIT ?", (kind_prefix, kind_prefix + "\uffff", limit)
+        )
+
+    def _events(self, where: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as conn:
             rows = conn.execute(
-                "SELECT id, ts, kind, severity, source, message, data FROM events WHERE id > ? "
-                "ORDER BY id LIMIT ?",
-                (since_id, limit),
+                "SELECT id, ts, kind, severity, source, message, data FROM events WHERE " + where, params
             ).fetchall()
         return [
             {

@@ -17,6 +17,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from appliance.service import Service
+from appliance.web.auth import AdminCredential
+from appliance.web.estop import EstopControl, estop_routes
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,11 @@ class EventSource(Protocol):
 
 
 def build_app(
-    status: StatusSource, events: EventSource | None = None, evidence: Path | None = None
+    status: StatusSource,
+    events: EventSource | None = None,
+    evidence: Path | None = None,
+    control: EstopControl | None = None,
+    credential: AdminCredential | None = None,
 ) -> Starlette:
     """The ASGI app; `status` builds the /api/v1/status document on each request."""
 
@@ -68,6 +74,7 @@ def build_app(
             Route("/api/v1/status", api_status),
             Route("/api/v1/events", api_events),
             Route("/evidence/{name}", evidence_file),
+            *estop_routes(control, credential),
         ]
     )
 
@@ -107,10 +114,12 @@ class WebServer(Service):
         status: StatusSource,
         events: EventSource | None = None,
         evidence: Path | None = None,
+        control: EstopControl | None = None,
+        credential: AdminCredential | None = None,
     ) -> None:
         super().__init__()
         self.host, self.port = host, port
-        self.app = build_app(status, events, evidence)
+        self.app = build_app(status, events, evidence, control, credential)
         self._socket: socket.socket | None = None
         self._server: _QuietServer | None = None
         self.url = ""

@@ -1,6 +1,11 @@
 """A mock GPIO chip for desks and tests: every transition is recorded with a monotonic timestamp, inputs
 can be driven by hand or wired to an output, and transitions can be appended to a journal file so
 another process (a test, the bench) can watch the line as it would watch a real relay.
+
+The journal also records which process owns each output. When that process dies, the kernel releases
+its line requests; on pinctrl-backed chips (the Raspberry Pi's bcm2835 among them) a released line
+becomes an input, so the wire goes to whatever its pull resistor says. `wire_level` models exactly that,
+which is what makes a killed owner safe with the wiring of docs/safety.md.
 """
 
 from __future__ import annotations
@@ -26,12 +31,42 @@ class Transition:
 
 
 def read_journal(path: Path) -> list[Transition]:
-    """Transitions a mock chip appended to `path` (one `t_ns line level` per line)."""
+    """Transitions a mock chip appended to `path` (rows `t_ns line level`; `t_ns line owner PID` skipped)."""
     out = []
     for row in path.read_text().splitlines():
-        t_ns, line, level = row.split()
-        out.append(Transition(int(t_ns), line, int(level)))
+        fields = row.split()
+        if len(fields) == 3:
+            out.append(Transition(int(fields[0]), fields[1], int(fields[2])))
     return out
+
+
+def journal_owner(path: Path, line: int | str) -> int | None:
+    """The pid of the process that last opened `line` as an output, from the journal."""
+    owner = None
+    for row in path.read_text().splitlines():
+        fields = row.split()
+        if len(fields) == 4 and fields[1] == str(line) and fields[2] == "owner":
+            owner = int(fields[3])
+    return owner
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie has released its files, so its lines too)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def wire_level(path: Path, line: int | str, pull: int = 0) -> int:
+    """The level on the wire as an observer would measure it: the last one driven while the owner lives,
+    the pull resistor's once the owner is gone (its line released, the pin an input)."""
+    owner = journal_owner(path, line)
+    if owner is None or not process_alive(owner):
+        return pull
+    levels = [t.level for t in read_journal(path) if t.line == str(line)]
+    return levels[-1] if levels else pull
 
 
 class MockChip(GpioBackend):
@@ -52,6 +87,8 @@ class MockChip(GpioBackend):
         key = str(settings.line)
         if key in self.outputs and not self.outputs[key].closed:
             raise GpioError(f"mock line {key} is already requested")
+        if self._journal is not None:
+            os.write(self._journal, f"{time.monotonic_ns()} {key} owner {os.getpid()}\n".encode())
         line = MockOutputLine(self, settings)
         self.outputs[key] = line
         return line

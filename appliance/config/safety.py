@@ -1,0 +1,97 @@
+"""The `[safety]` section: the stop output line, the heartbeat between runtime and supervisor, the rules."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SENSOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$"
+Severity = Literal["critical", "warning", "info"]
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class StopLineSettings(_Settings):
+    """The output to the safety relay or PLC input; energized (active) only while all is well."""
+
+    gpio: Literal["auto", "gpiod", "rpigpio", "mock"] = "auto"  # auto: $APPLIANCE_GPIO, then probing
+    line: int | Annotated[str, Field(min_length=1)]  # offset on the chip, or the line's name
+    chip: str | None = None  # /dev/gpiochipN or a label; None: the board's header chip
+    active_level: Literal["high", "low"] = "high"
+
+
+class _Rule(_Settings):
+    sensor: Annotated[str, Field(pattern=SENSOR_PATTERN)]  # DEVICE.CHANNEL, as the status API lists it
+    severity: Severity = "critical"
+    name: str = ""  # shown in events; default: the type and the sensor
+
+
+class ThresholdRule(_Rule):
+    """Fires above `above` or below `below`; clears only `hysteresis` back inside."""
+
+    type: Literal["threshold"]
+    above: float | None = None
+    below: float | None = None
+    hysteresis: Annotated[float, Field(ge=0)] = 0.0
+
+    @model_validator(mode="after")
+    def _a_limit(self) -> ThresholdRule:
+        if self.above is None and self.below is None:
+            raise ValueError("a threshold rule needs `above`, `below` or both")
+        if self.above is not None and self.below is not None and self.below >= self.above:
+            raise ValueError(f"below ({self.below}) must be less than above ({self.above})")
+        return self
+
+
+class RateRule(_Rule):
+    """Fires while the value changes faster than `limit_per_s` (either way), fitted over `window_s`."""
+
+    type: Literal["rate"]
+    limit_per_s: Annotated[float, Field(gt=0)]
+    window_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+
+
+class SigmaRule(_Rule):
+    """Fires while the value is more than `sigma` standard deviations from the baseline it learned."""
+
+    type: Literal["sigma"]
+    sigma: Annotated[float, Field(gt=0, le=1000)]
+    baseline_samples: Annotated[int, Field(ge=2, le=1_000_000)] = 100
+
+
+class StaleRule(_Rule):
+    """Fires while the sensor has no fresh good value for `after_s` (a required input);
+    `sensor = "qc.camera"` watches the QC camera's frames."""
+
+    type: Literal["stale"]
+    after_s: Annotated[float, Field(gt=0, le=86400)]
+
+
+Rule = Annotated[ThresholdRule | RateRule | SigmaRule | StaleRule, Field(discriminator="type")]
+
+
+class SafetySettings(_Settings):
+    """The supervisor, its line and its deadline; the runtime's rules (docs/safety.md)."""
+
+    supervisor: Literal["spawn", "external"] = "spawn"  # spawn: `appliance run` starts it (a desktop)
+    socket: Annotated[str, Field(min_length=1)] = "safety.sock"  # under the data directory
+    heartbeat_interval_ms: Annotated[int, Field(ge=5, le=10_000)] = 100
+    heartbeat_deadline_ms: Annotated[int, Field(ge=20, le=60_000)] = 500
+    tick_ms: Annotated[int, Field(ge=1, le=1000)] = 10
+    realtime_priority: Annotated[int, Field(ge=0, le=99)] = 20  # SCHED_FIFO if allowed; 0: normal
+    watchdog: Literal["auto", "none", "systemd", "kernel"] = "auto"  # auto: systemd's if started by it
+    trip_on_qc: bool = True  # critical QC defects trip the line
+    stop_line: StopLineSettings
+    rules: list[Rule] = []
+
+    @model_validator(mode="after")
+    def _deadline(self) -> SafetySettings:
+        if self.heartbeat_deadline_ms < 2 * self.heartbeat_interval_ms:
+            raise ValueError(
+                f"heartbeat_deadline_ms ({self.heartbeat_deadline_ms}) must be at least twice "
+                f"heartbeat_interval_ms ({self.heartbeat_interval_ms}), or one late beat trips the line"
+            )
+        return self

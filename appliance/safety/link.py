@@ -1,0 +1,274 @@
+"""The runtime's side of the safety chain: connects to the supervisor (spawning it on a desktop), sends
+heartbeats from the event loop, trip requests from any thread the moment a cause is seen, and resets;
+keeps the supervisor's state and records every trip and reset as an event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from appliance.config.safety import SafetySettings
+from appliance.records import Event, Severity
+from appliance.safety import protocol
+from appliance.safety.protocol import Kind, ProtocolError
+from appliance.safety.supervisor import READY, SECRET_FILE, socket_path
+from appliance.service import Service
+from appliance.world import _die_with_parent
+from hal.watchdog import SystemdWatchdog, Watchdog
+
+log = logging.getLogger(__name__)
+
+SPAWN_TIMEOUT_S = 10.0
+REPLY_TIMEOUT_S = 2.0
+Conditions = Callable[[], tuple[str, ...]]
+EventSink = Callable[[Sequence[Event]], None]
+
+
+class SafetyLink(Service):
+    name = "safety"
+
+    def __init__(
+        self,
+        settings: SafetySettings,
+        config_path: Path,
+        data_dir: Path,
+        conditions: Conditions,
+        record: EventSink,
+        recorded: Callable[[], set[str]],
+    ) -> None:
+        super().__init__()
+        self.settings, self.config_path, self.data_dir = settings, config_path, data_dir
+        self.conditions, self.record, self._recorded = conditions, record, recorded
+        self.path = socket_path(settings, data_dir)
+        self.proc: asyncio.subprocess.Process | None = None
+        self.sock: socket.socket | None = None
+        self.sender: protocol.Sender | None = None
+        self.state: dict[str, Any] = {}
+        self.known: set[str] = set()
+        self.trips_requested = 0
+        self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[dict[str, Any]]]] = {}
+        self._reader: threading.Thread | None = None
+        self._watchdog: Watchdog | None = None
+
+    async def open(self) -> None:
+        self.known = await asyncio.to_thread(self._recorded)
+        if self.settings.supervisor == "spawn":
+            await self._spawn()
+        await self._connect()
+        if os.environ.get("NOTIFY_SOCKET"):
+            self._watchdog = SystemdWatchdog()
+            self._watchdog.ready()
+
+    async def run(self) -> None:
+        interval = self.settings.heartbeat_interval_ms / 1000
+        while True:
+            if self.sock is None:
+                if self.settings.supervisor == "spawn" and (
+                    self.proc is None or self.proc.returncode is not None
+                ):
+                    await self._spawn()
+                await self._connect()
+            self._send(Kind.HEARTBEAT, "", {"causes": list(self.conditions())})
+            if self._watchdog is not None:
+                self._watchdog.pet()
+            await asyncio.sleep(interval)
+
+    async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stopping()
+        self._disconnect()
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=2.0)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+    def trip(self, reason: str, cause_ns: int | None = None) -> None:
+        """Ask for a trip now, from any thread; `cause_ns` is when the cause was seen (CLOCK_MONOTONIC)."""
+        self.trips_requested += 1
+        cause = time.monotonic_ns() if cause_ns is None else cause_ns
+        try:
+            self._send(Kind.TRIP, reason, {"cause_ns": cause})
+        except OSError as exc:  # no supervisor connection: its deadline drops the line anyway
+            log.error("could not send the trip request (%s): %s", exc, reason)
+
+    async def request(self, kind: Kind, reason: str) -> dict[str, Any]:
+        """Send a trip or reset and wait for the supervisor's answer (its state, and for a reset
+        `accepted` and `message`)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        data = {"cause_ns": time.monotonic_ns()} if kind is Kind.TRIP else {}
+        seq = self._send(kind, reason, data, lambda s: self._waiting.__setitem__(s, (loop, future)))
+        try:
+            return await asyncio.wait_for(future, REPLY_TIMEOUT_S)
+        finally:
+            self._waiting.pop(seq, None)
+
+    def section(self) -> dict[str, Any]:
+        """The status API's `estop` section."""
+        s = self.state
+        connected = self.sock is not None and bool(s)
+        energized = connected and bool(s.get("energized"))
+        reason = s.get("reason", "") if connected else "no connection to the safety supervisor"
+        return {
+            "state": "ok" if energized else "tripped",
+            "reason": reason,
+            "since": s.get("since"),
+            "latched": s.get("state") == "tripped",
+            "phase": s.get("state", "unknown") if connected else "unknown",
+            "causes": s.get("causes", []),
+            "trips": s.get("trips", 0),
+            "resets": s.get("resets", 0),
+            "refused_resets": s.get("refused_resets", 0),
+            "history": list(reversed(s.get("history", [])))[:20],
+            "supervisor": s.get("supervisor", {}),
+        }
+
+    def details(self) -> dict[str, Any]:
+        return {"connected": self.sock is not None, "trips_requested": self.trips_requested}
+
+    def _send(
+        self,
+        kind: Kind,
+        reason: str,
+        data: dict[str, Any],
+        register: Callable[[int], None] | None = None,
+    ) -> int:
+        sock, sender = self.sock, self.sender
+        if sock is None or sender is None:
+            raise ConnectionError("not connected to the safety supervisor")
+        with self._lock:
+            packet = sender.message(kind, reason, data)
+            if register is not None:
+                register(sender.seq)
+            try:
+                sock.send(packet)
+            except OSError:
+                if self.sock is sock:
+                    self._disconnect()
+                raise
+            return sender.seq
+
+    async def _spawn(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "appliance",
+            "safety",
+            "--config",
+            str(self.config_path),
+            "--data-dir",
+            str(self.data_dir),
+            stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), SPAWN_TIMEOUT_S)
+        except TimeoutError:
+            line = b""
+        if line.decode().strip() != READY:
+            await self.close()
+            raise RuntimeError("the safety supervisor did not start (see its log above)")
+        asyncio.get_running_loop().create_task(_drain(self.proc.stdout))
+        log.info("safety supervisor started (pid %d)", self.proc.pid)
+
+    async def _connect(self) -> None:
+        secret = await asyncio.to_thread(protocol.load_or_create_secret, self.data_dir / SECRET_FILE)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            await asyncio.to_thread(sock.connect, str(self.path))
+        except OSError:
+            sock.close()
+            raise
+        self.sender = protocol.Sender(secret, "runtime")
+        self.sock = sock
+        self._reader = threading.Thread(
+            target=self._read, args=(sock, secret), name="safety-link", daemon=True
+        )
+        self._reader.start()
+        self._send(Kind.HEARTBEAT, "", {"causes": list(self.conditions())})
+
+    def _disconnect(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _read(self, sock: socket.socket, secret: bytes) -> None:
+        sequencer = protocol.Sequencer()
+        while True:
+            try:
+                packet = sock.recv(1 << 20)
+            except OSError:
+                packet = b""
+            if not packet:
+                break
+            try:
+                message = protocol.decode(secret, packet)
+                sequencer.accept(message)
+            except ProtocolError as exc:
+                log.error("refused a message from the supervisor (%s): %s", exc.reason, exc)
+                continue
+            self._answered(dict(message.data))
+        if self.sock is sock:
+            log.error("lost the connection to the safety supervisor")
+            self.sock = None
+
+    def _answered(self, data: dict[str, Any]) -> None:
+        if "state" in data:
+            self.state = data
+            self._record_changes(data.get("history", []))
+        if data.get("refused"):
+            log.error("the supervisor refused our message: %s", data.get("message"))
+        waiting = self._waiting.get(data.get("ack") or -1)
+        if waiting is not None:
+            loop, future = waiting
+            loop.call_soon_threadsafe(_settle, future, data)
+
+    def _record_changes(self, history: list[dict[str, Any]]) -> None:
+        new = [c for c in history if c["id"] not in self.known]
+        if not new:
+            return
+        self.known.update(c["id"] for c in new)
+        self.record([change_event(c) for c in new])
+
+
+def change_event(change: dict[str, Any]) -> Event:
+    trip = change["kind"] == "trip"
+    message = change["reason"] + (f" ({change['latency_ms']:.3f} ms to the line)" if trip else "")
+    return Event(
+        change["ts"],
+        f"estop.{change['kind']}",
+        Severity.CRITICAL if trip else Severity.INFO,
+        "safety",
+        message,
+        change,
+    )
+
+
+def _settle(future: asyncio.Future[dict[str, Any]], data: dict[str, Any]) -> None:
+    if not future.done():
+        future.set_result(data)
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    with contextlib.suppress(Exception):
+        while await stream.readline():
+            pass

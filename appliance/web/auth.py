@@ -1,0 +1,92 @@
+"""The admin credential: made on first start, shown once, kept only as an scrypt hash (mode 0600);
+requests prove it with `Authorization: Bearer CREDENTIAL` (or Basic `admin:CREDENTIAL`). Failed attempts
+are limited per client address."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from collections import deque
+from pathlib import Path
+
+CREDENTIAL_FILE = "admin-credential.json"
+USER = "admin"
+SCRYPT = {"n": 1 << 14, "r": 8, "p": 1}
+MAX_FAILURES = 5  # within FAILURE_WINDOW_S, then the address waits for the window to pass
+FAILURE_WINDOW_S = 60.0
+
+
+def _scrypt(secret: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(secret.encode(), salt=salt, **SCRYPT, maxmem=64 << 20, dklen=32)
+
+
+class AdminCredential:
+    """Verifies the admin credential against its stored hash."""
+
+    def __init__(self, salt: bytes, digest: bytes) -> None:
+        self.salt, self.digest = salt, digest
+        self._verified: set[bytes] = set()  # keyed hashes of credentials verified once (scrypt is slow)
+        self._key = secrets.token_bytes(32)
+        self.failures: dict[str, deque[float]] = {}
+
+    @classmethod
+    def load_or_create(cls, data_dir: Path) -> tuple[AdminCredential, str | None]:
+        """The credential, and its plain text if it was made now (to be shown once)."""
+        path = data_dir / CREDENTIAL_FILE
+        if path.exists():
+            mode = path.stat().st_mode & 0o777
+            if mode & 0o077:
+                raise PermissionError(f"{path}: mode {mode:o} lets others read it; chmod 600 it")
+            stored = json.loads(path.read_text())
+            return cls(bytes.fromhex(stored["salt"]), bytes.fromhex(stored["scrypt"])), None
+        plain = secrets.token_urlsafe(18)
+        salt = secrets.token_bytes(16)
+        digest = _scrypt(plain, salt)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"user": USER, "salt": salt.hex(), "scrypt": digest.hex(), "params": SCRYPT}, f)
+        return cls(salt, digest), plain
+
+    def verify(self, plain: str) -> bool:
+        mark = hmac.new(self._key, plain.encode(), hashlib.sha256).digest()
+        if mark in self._verified:
+            return True
+        if hmac.compare_digest(_scrypt(plain, self.salt), self.digest):
+            self._verified.add(mark)
+            return True
+        return False
+
+    def blocked(self, client: str, now: float | None = None) -> bool:
+        """True while `client` has used up its failed attempts."""
+        now = time.monotonic() if now is None else now
+        failures = self.failures.get(client)
+        while failures and now - failures[0] > FAILURE_WINDOW_S:
+            failures.popleft()
+        return bool(failures) and len(failures) >= MAX_FAILURES  # type: ignore[arg-type]
+
+    def check(self, authorization: str | None, client: str) -> bool:
+        """Whether an Authorization header proves the credential; failures are counted per client."""
+        plain = _presented(authorization or "")
+        if plain is not None and self.verify(plain):
+            return True
+        self.failures.setdefault(client, deque()).append(time.monotonic())
+        return False
+
+
+def _presented(header: str) -> str | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    if scheme.lower() == "basic" and value:
+        try:
+            user, _, plain = base64.b64decode(value.strip()).decode().partition(":")
+        except ValueError:
+            return None
+        return plain if user == USER else None
+    return None

@@ -1,0 +1,70 @@
+"""POST /api/v1/estop/trip and /reset: manual trip and reset of the stop output, for the admin only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from appliance.web.auth import AdminCredential
+
+
+class EstopControl(Protocol):
+    async def manual_trip(self, who: str, reason: str) -> dict[str, Any]: ...
+    async def manual_reset(self, who: str) -> tuple[bool, str, dict[str, Any]]: ...
+
+
+def estop_routes(control: EstopControl | None, credential: AdminCredential | None) -> list[Route]:
+    async def authorized(request: Request) -> Response | None:
+        client = request.client.host if request.client else "?"
+        if credential is None:
+            return JSONResponse({"error": "no admin credential on this box"}, status_code=503)
+        if credential.blocked(client):
+            return JSONResponse(
+                {"error": "too many failed attempts; wait a minute"},
+                status_code=429,
+                headers={"Retry-After": "60"},
+            )
+        if not await asyncio.to_thread(credential.check, request.headers.get("authorization"), client):
+            return JSONResponse(
+                {"error": "authentication required: Authorization: Bearer <admin credential>"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="appliance"'},
+            )
+        if control is None:
+            return JSONResponse({"error": "this box has no stop output ([safety] is not configured)"}, 404)
+        return None
+
+    async def trip(request: Request) -> Response:
+        if (refused := await authorized(request)) is not None:
+            return refused
+        body = await request.body()
+        try:
+            reason = str(json.loads(body).get("reason", "")) if body.strip() else ""
+        except (ValueError, AttributeError):
+            return JSONResponse({"error": 'body: expected JSON such as {"reason": "guard open"}'}, 400)
+        try:
+            estop = await control.manual_trip("admin", reason[:200])  # type: ignore[union-attr]
+        except (ConnectionError, TimeoutError) as exc:
+            return JSONResponse({"error": f"the safety supervisor did not answer: {exc}"}, 503)
+        return JSONResponse({"estop": estop})
+
+    async def reset(request: Request) -> Response:
+        if (refused := await authorized(request)) is not None:
+            return refused
+        try:
+            accepted, message, estop = await control.manual_reset("admin")  # type: ignore[union-attr]
+        except (ConnectionError, TimeoutError) as exc:
+            return JSONResponse({"error": f"the safety supervisor did not answer: {exc}"}, 503)
+        if not accepted:
+            return JSONResponse({"error": message, "estop": estop}, status_code=409)
+        return JSONResponse({"message": message, "estop": estop})
+
+    return [
+        Route("/api/v1/estop/trip", trip, methods=["POST"]),
+        Route("/api/v1/estop/reset", reset, methods=["POST"]),
+    ]
