@@ -57,11 +57,14 @@ class StopLatch:
     def heartbeat(self, causes: tuple[str, ...], now_ns: int) -> Change | None:
         """The runtime is alive; `causes` are its conditions that forbid running (empty when healthy)."""
         self.last_beat_ns, self.causes = now_ns, causes
-        if causes and self.state is not State.TRIPPED:
+        if causes and self.state is State.OK:
             return self.trip("; ".join(causes), now_ns, "condition")
-        if self.state is State.STARTING and not causes:
-            self._energize()
-            self.reason = ""
+        if self.state is State.STARTING:  # not latched yet: energize once the runtime reports no cause
+            if causes:
+                self.reason = "waiting for the causes to clear: " + "; ".join(causes)
+            else:
+                self._energize()
+                self.reason = ""
         return None
 
     def trip(self, reason: str, cause_ns: int, source: str) -> Change | None:
@@ -96,7 +99,7 @@ class StopLatch:
         """A trip if the heartbeat is late beyond the deadline."""
         due = self.due_ns()
         if due is not None and now_ns >= due:
-            late_ms = (now_ns - (self.last_beat_ns or now_ns)) / 1e6
+            late_ms = (now_ns - (self.last_beat_ns if self.last_beat_ns is not None else now_ns)) / 1e6
             return self.trip(f"runtime heartbeat late ({late_ms:.0f} ms)", due, "heartbeat")
         return None
 

@@ -8,7 +8,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from appliance.config.safety import RateRule, Rule, SigmaRule, StaleRule, ThresholdRule
 from appliance.features.baseline import Baseline
@@ -30,7 +30,7 @@ class Check:
     detail: str = ""
     window: RollingWindow | None = None
     baseline: Baseline | None = None
-    last_ok: float = field(default_factory=time.time)
+    last_ok: float | None = None  # stale rules: counted from the first evaluation
 
     def fires(self, value: float) -> tuple[bool, str]:
         """(active after this value, what it saw) for value rules."""
@@ -111,9 +111,11 @@ class SafetyRules:
         with self._lock:
             for check in self.checks:
                 if isinstance(check.rule, StaleRule):
+                    last = now if check.last_ok is None else check.last_ok
                     if check.rule.sensor == CAMERA and camera is not None:
-                        check.last_ok = max(check.last_ok, camera)
-                    age = now - check.last_ok
+                        last = max(last, camera)
+                    check.last_ok = last
+                    age = now - last
                     self._set(check, age > check.rule.after_s, f"no fresh value for {age:.1f} s")
             return tuple(
                 f"{c.name}: {c.detail}" for c in self.checks if c.active and c.rule.severity == "critical"

@@ -1,0 +1,357 @@
+"""`appliance safety` as a real process: a real Unix socket, the mock line's journal as the wire."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.safety import protocol
+from appliance.safety.protocol import Kind
+from hal.gpio.mock import JOURNAL_ENV, read_journal, wire_level
+
+ROOT = Path(__file__).resolve().parents[3]
+DEADLINE_MS, TICK_MS = 200, 10
+
+
+def safety_toml(extra: str = "") -> str:
+    return textwrap.dedent(f"""
+        [safety]
+        heartbeat_interval_ms = 50
+        heartbeat_deadline_ms = {DEADLINE_MS}
+        tick_ms = {TICK_MS}
+        stop_line = {{ gpio = "mock", line = "STOP" }}
+        {extra}
+    """)
+
+
+@dataclass
+class Supervisor:
+    proc: subprocess.Popen[str]
+    data: Path
+    journal: Path
+    lines: list[str] = field(default_factory=list)
+
+    def levels(self) -> list[int]:
+        return [t.level for t in read_journal(self.journal)]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        code = self.proc.wait(10)
+        assert self.proc.stderr is not None and self.proc.stdout is not None
+        if self.proc.stderr.closed:
+            return code
+        self.lines.append(self.proc.stderr.read())
+        self.proc.stderr.close()
+        self.proc.stdout.close()
+        return code
+
+
+def start_supervisor(tmp_path: Path, toml: str | None = None) -> Supervisor:
+    config = tmp_path / "appliance.toml"
+    config.write_text(toml or safety_toml())
+    journal = tmp_path / "journal"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "safety",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, JOURNAL_ENV: str(journal), "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    ready = proc.stdout.readline().strip()
+    if ready != "safety supervisor ready":
+        proc.kill()
+        raise AssertionError(f"supervisor did not start: {ready!r} {proc.communicate()}")
+    return Supervisor(proc, tmp_path / "data", journal)
+
+
+class Client:
+    """What the runtime does on the socket, by hand."""
+
+    def __init__(self, data: Path, secret: bytes | None = None) -> None:
+        self.secret = secret or (data / "safety.key").read_bytes()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock.settimeout(5)
+        self.sock.connect(str(data / "safety.sock"))
+        self.sender = protocol.Sender(self.secret, "test")
+        self.sent: list[bytes] = []
+
+    def send(self, kind: Kind, reason: str = "", data: dict[str, Any] | None = None) -> dict[str, Any]:
+        packet = self.sender.message(kind, reason, data)
+        self.sent.append(packet)
+        return self.raw(packet)
+
+    def raw(self, packet: bytes) -> dict[str, Any]:
+        self.sock.send(packet)
+        return dict(protocol.decode(self.secret, self.sock.recv(1 << 20)).data)
+
+    def beat(self, *causes: str) -> dict[str, Any]:
+        return self.send(Kind.HEARTBEAT, data={"causes": list(causes)})
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def sup(tmp_path: Path) -> Iterator[Supervisor]:
+    s = start_supervisor(tmp_path)
+    yield s
+    s.stop()
+
+
+def wait_level(s: Supervisor, level: int, timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if s.levels() and s.levels()[-1] == level:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"line never went to {level}: {s.levels()}")
+
+
+def test_files_are_private_and_the_line_waits_for_a_healthy_heartbeat(sup: Supervisor) -> None:
+    assert (sup.data / "safety.sock").stat().st_mode & 0o777 == 0o600
+    assert (sup.data / "safety.key").stat().st_mode & 0o777 == 0o600
+    assert sup.levels() == [0]
+    client = Client(sup.data)
+    state = client.send(Kind.STATUS)
+    assert state["state"] == "starting" and state["energized"] is False
+    state = client.beat()
+    assert state["state"] == "ok" and state["energized"] is True and sup.levels() == [0, 1]
+    client.close()
+
+
+def test_a_trip_request_drops_the_line_and_reports_the_latency(sup: Supervisor) -> None:
+    client = Client(sup.data)
+    client.beat()
+    cause = time.monotonic_ns()
+    state = client.send(Kind.TRIP, "guard open", {"cause_ns": cause})
+    drop = read_journal(sup.journal)[-1]
+    assert drop.level == 0 and state["state"] == "tripped" and state["reason"] == "guard open"
+    trip = state["history"][-1]
+    assert trip["cause_ns"] == cause and drop.t_ns <= trip["line_ns"] and 0 < trip["latency_ms"] < 100
+    assert json.loads((sup.data / "safety-latch.json").read_text())["reason"] == "guard open"
+    client.close()
+
+
+def test_silence_drops_the_line_within_the_deadline_plus_a_tick(sup: Supervisor) -> None:
+    client = Client(sup.data)
+    client.beat()
+    last = time.monotonic_ns()
+    client.beat()
+    wait_level(sup, 0)
+    drop = read_journal(sup.journal)[-1].t_ns
+    assert drop - last <= (DEADLINE_MS + TICK_MS) * 1_000_000, (drop - last) / 1e6
+    assert drop - last >= DEADLINE_MS * 1_000_000 * 0.9
+    state = client.send(Kind.STATUS)
+    assert state["history"][-1]["source"] == "heartbeat"
+    client.close()
+
+
+def test_a_closed_runtime_connection_drops_the_line_at_once(sup: Supervisor) -> None:
+    client = Client(sup.data)
+    client.beat()
+    closed = time.monotonic_ns()
+    client.close()
+    wait_level(sup, 0)
+    assert read_journal(sup.journal)[-1].t_ns - closed < DEADLINE_MS * 1_000_000 / 2
+    other = Client(sup.data)  # a client that never sent a heartbeat may come and go freely
+    assert other.send(Kind.STATUS)["history"][-1]["source"] == "disconnect"
+    other.close()
+
+
+def test_a_reset_is_refused_while_the_cause_persists_and_accepted_after(sup: Supervisor) -> None:
+    client = Client(sup.data)
+    client.beat()
+    state = client.beat("oil too hot")
+    assert state["state"] == "tripped" and sup.levels()[-1] == 0
+    answer = client.send(Kind.RESET, "admin")
+    assert answer["accepted"] is False and "cause persists: oil too hot" in answer["message"]
+    assert answer["refused_resets"] == 1 and sup.levels()[-1] == 0
+    client.beat()
+    answer = client.send(Kind.RESET, "admin")
+    assert answer["accepted"] is True and sup.levels()[-1] == 1
+    assert not (sup.data / "safety-latch.json").exists()
+    client.close()
+
+
+def test_forged_replayed_stale_and_garbage_messages_are_refused(sup: Supervisor) -> None:
+    client = Client(sup.data)
+    client.beat()
+    trip = protocol.Sender(client.secret, "test")  # a second sender: its packets are recorded, then replayed
+    forged = Client(sup.data, secret=b"x" * protocol.SECRET_BYTES)
+    forged.sock.send(forged.sender.message(Kind.RESET, "intruder"))
+    refusal = json.loads(forged.sock.recv(1 << 20)[protocol.TAG_BYTES :])
+    assert refusal["data"]["refused"] == "unauthenticated"
+    reset = trip.message(Kind.RESET, "admin")
+    client.send(Kind.TRIP, "test")
+    assert client.raw(reset)["accepted"] is True
+    client.send(Kind.TRIP, "again")
+    assert client.raw(reset)["refused"] == "replayed"
+    old = protocol.encode(
+        client.secret, protocol.Message(Kind.RESET, "old", 1, time.monotonic_ns() - 5_000_000_000)
+    )
+    assert client.raw(old)["refused"] == "stale"
+    assert client.raw(b"\x00" * 5000)["refused"] == "too_large"
+    state = client.send(Kind.STATUS)
+    assert state["state"] == "tripped" and sup.levels()[-1] == 0
+    assert state["supervisor"]["refused"] == {"unauthenticated": 1, "replayed": 1, "stale": 1, "too_large": 1}
+    client.close()
+    forged.close()
+
+
+def test_sigterm_drops_the_line_and_cleans_up(sup: Supervisor) -> None:
+    client = Client(sup.data)
+    client.beat()
+    assert sup.stop() == 0
+    assert sup.levels()[-1] == 0 and wire_level(sup.journal, "STOP") == 0
+    assert not (sup.data / "safety.sock").exists() and not (sup.data / "safety.sock.pid").exists()
+    client.close()
+
+
+def test_a_killed_supervisor_leaves_the_wire_de_energized_and_restarts_latched(tmp_path: Path) -> None:
+    sup = start_supervisor(tmp_path)
+    client = Client(sup.data)
+    client.beat()
+    assert wire_level(sup.journal, "STOP") == 1
+    sup.proc.kill()
+    sup.stop()
+    # nothing ran in the killed process: its last drive was "energized", but the line was released
+    assert sup.levels()[-1] == 1 and wire_level(sup.journal, "STOP") == 0
+    client.close()
+    again = start_supervisor(tmp_path)
+    client = Client(again.data)
+    state = client.beat()
+    assert state["state"] == "tripped" and "unclean exit" in state["reason"]
+    assert again.levels()[-1] == 0
+    assert client.send(Kind.RESET, "admin")["accepted"] is True
+    client.close()
+    again.stop()
+
+
+def test_a_latched_trip_survives_a_restart(tmp_path: Path) -> None:
+    sup = start_supervisor(tmp_path)
+    client = Client(sup.data)
+    client.beat()
+    client.send(Kind.TRIP, "guard open")
+    client.close()
+    sup.stop()
+    again = start_supervisor(tmp_path)
+    client = Client(again.data)
+    state = client.beat()
+    assert state["state"] == "tripped" and state["reason"] == "guard open"
+    client.close()
+    again.stop()
+
+
+def test_only_one_supervisor_owns_the_line(sup: Supervisor, tmp_path: Path) -> None:
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "safety",
+            "--config",
+            str(tmp_path / "appliance.toml"),
+            "--data-dir",
+            str(sup.data),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, JOURNAL_ENV: str(tmp_path / "j2")},
+        timeout=30,
+    )
+    assert second.returncode == 1 and "already owns" in second.stderr
+    client = Client(sup.data)
+    assert client.send(Kind.STATUS)["state"] == "starting"
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[device]\nid = 'x'\n", "the supervisor needs a [safety] section"),
+        ("[safety]\nstop_line = { line = 3 }\ntick_ms = 0\n", "safety.tick_ms"),
+        ("[safety]\n", "safety.stop_line"),
+    ],
+)
+def test_a_bad_config_exits_2_before_touching_anything(tmp_path: Path, toml: str, message: str) -> None:
+    config = tmp_path / "appliance.toml"
+    config.write_text(toml)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "safety",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_no_gpio_backend_is_an_error_not_a_mock(tmp_path: Path) -> None:
+    config = tmp_path / "appliance.toml"
+    config.write_text(safety_toml().replace('gpio = "mock", ', ""))
+    env = {k: v for k, v in os.environ.items() if k != "APPLIANCE_GPIO"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "safety",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=30,
+    )
+    assert result.returncode == 1 and "no GPIO backend available" in result.stderr
+
+
+def test_the_supervisor_loads_no_web_store_or_sync_code() -> None:
+    code = (
+        "import sys, appliance.cli, appliance.safety.supervisor\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'sqlite_utils', 'paho')"
+        " or m.startswith(('appliance.store', 'appliance.web', 'appliance.sync', 'appliance.runtime'))]\n"
+        "print(bad)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert result.stdout.strip() == "[]"
