@@ -81,8 +81,11 @@ class StopLatch:
 
     def reset(self, who: str, now_ns: int) -> tuple[bool, str]:
         """(accepted, why): refused while the runtime is not heartbeating or reports a cause."""
-        if self.state is not State.TRIPPED:
-            return True, f"nothing to reset: {self.state}"
+        if self.state is State.OK:
+            return True, "nothing to reset: the line is energized"
+        if self.state is State.STARTING:
+            self.counts["refused_resets"] += 1
+            return False, f"refused: {self.reason}"
         if not self.healthy(now_ns):
             self.counts["refused_resets"] += 1
             return False, "refused: no healthy heartbeat from the runtime"

@@ -21,8 +21,9 @@ def test_the_line_stays_down_until_the_first_healthy_heartbeat() -> None:
     assert stop.state is State.STARTING and chip.level("STOP") == 0
     stop.heartbeat(("camera stale",), 1 * MS)  # a runtime with a cause does not energize it
     assert stop.state is State.STARTING and chip.level("STOP") == 0
+    assert stop.reset("admin", 1 * MS) == (False, "refused: waiting for the causes to clear: camera stale")
     stop.heartbeat((), 2 * MS)
-    assert stop.state is State.OK and chip.level("STOP") == 1
+    assert stop.snapshot()["state"] == "ok" and chip.level("STOP") == 1
 
 
 def test_a_trip_drops_the_line_latches_and_records_its_latency() -> None:

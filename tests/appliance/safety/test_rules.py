@@ -31,7 +31,7 @@ def rules(*specs: dict[str, Any], camera: float | None = None) -> tuple[SafetyRu
     rec = Recorder()
     parsed = [RULE.validate_python(s) for s in specs]
     resolve = lambda sensor: tuple(sensor.split(".", 1))  # noqa: E731
-    return SafetyRules(parsed, resolve, rec.alarm, rec.record, lambda: camera), rec  # type: ignore[arg-type]
+    return SafetyRules(parsed, resolve, rec.alarm, rec.record, lambda: camera), rec
 
 
 def feed(

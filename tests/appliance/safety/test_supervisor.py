@@ -4,114 +4,27 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from appliance.safety import protocol
 from appliance.safety.protocol import Kind
 from hal.gpio.mock import JOURNAL_ENV, read_journal, wire_level
-
-ROOT = Path(__file__).resolve().parents[3]
-DEADLINE_MS, TICK_MS = 200, 10
-
-
-def safety_toml(extra: str = "") -> str:
-    return textwrap.dedent(f"""
-        [safety]
-        heartbeat_interval_ms = 50
-        heartbeat_deadline_ms = {DEADLINE_MS}
-        tick_ms = {TICK_MS}
-        stop_line = {{ gpio = "mock", line = "STOP" }}
-        {extra}
-    """)
-
-
-@dataclass
-class Supervisor:
-    proc: subprocess.Popen[str]
-    data: Path
-    journal: Path
-    lines: list[str] = field(default_factory=list)
-
-    def levels(self) -> list[int]:
-        return [t.level for t in read_journal(self.journal)]
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        code = self.proc.wait(10)
-        assert self.proc.stderr is not None and self.proc.stdout is not None
-        if self.proc.stderr.closed:
-            return code
-        self.lines.append(self.proc.stderr.read())
-        self.proc.stderr.close()
-        self.proc.stdout.close()
-        return code
-
-
-def start_supervisor(tmp_path: Path, toml: str | None = None) -> Supervisor:
-    config = tmp_path / "appliance.toml"
-    config.write_text(toml or safety_toml())
-    journal = tmp_path / "journal"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "appliance",
-            "safety",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, JOURNAL_ENV: str(journal), "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    ready = proc.stdout.readline().strip()
-    if ready != "safety supervisor ready":
-        proc.kill()
-        raise AssertionError(f"supervisor did not start: {ready!r} {proc.communicate()}")
-    return Supervisor(proc, tmp_path / "data", journal)
-
-
-class Client:
-    """What the runtime does on the socket, by hand."""
-
-    def __init__(self, data: Path, secret: bytes | None = None) -> None:
-        self.secret = secret or (data / "safety.key").read_bytes()
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock.settimeout(5)
-        self.sock.connect(str(data / "safety.sock"))
-        self.sender = protocol.Sender(self.secret, "test")
-        self.sent: list[bytes] = []
-
-    def send(self, kind: Kind, reason: str = "", data: dict[str, Any] | None = None) -> dict[str, Any]:
-        packet = self.sender.message(kind, reason, data)
-        self.sent.append(packet)
-        return self.raw(packet)
-
-    def raw(self, packet: bytes) -> dict[str, Any]:
-        self.sock.send(packet)
-        return dict(protocol.decode(self.secret, self.sock.recv(1 << 20)).data)
-
-    def beat(self, *causes: str) -> dict[str, Any]:
-        return self.send(Kind.HEARTBEAT, data={"causes": list(causes)})
-
-    def close(self) -> None:
-        self.sock.close()
+from tests.appliance.safety.processes import (
+    DEADLINE_MS,
+    ROOT,
+    TICK_MS,
+    Client,
+    Supervisor,
+    safety_toml,
+    start_supervisor,
+    wait_level,
+)
 
 
 @pytest.fixture
@@ -119,15 +32,6 @@ def sup(tmp_path: Path) -> Iterator[Supervisor]:
     s = start_supervisor(tmp_path)
     yield s
     s.stop()
-
-
-def wait_level(s: Supervisor, level: int, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if s.levels() and s.levels()[-1] == level:
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"line never went to {level}: {s.levels()}")
 
 
 def test_files_are_private_and_the_line_waits_for_a_healthy_heartbeat(sup: Supervisor) -> None:
