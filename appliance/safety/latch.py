@@ -115,7 +115,8 @@ class StopLatch:
     def healthy(self, now_ns: int) -> bool:
         return self.last_beat_ns is not None and now_ns - self.last_beat_ns < self.deadline_ns
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, changes: int = 10) -> dict[str, Any]:
+        """The state, with the latest `changes` trips and resets (replies stay small)."""
         return {
             "state": str(self.state),
             "reason": self.reason,
@@ -123,7 +124,7 @@ class StopLatch:
             "energized": self.line.value,
             "causes": list(self.causes),
             **self.counts,
-            "history": [c.to_dict() for c in self.history],
+            "history": [c.to_dict() for c in list(self.history)[-changes:]],
         }
 
     def _energize(self) -> None:

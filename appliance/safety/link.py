@@ -221,7 +221,7 @@ class SafetyLink(Service):
             if not packet:
                 break
             try:
-                message = protocol.decode(secret, packet)
+                message = protocol.decode(secret, packet, protocol.MAX_REPLY)
                 sequencer.accept(message)
             except ProtocolError as exc:
                 log.error("refused a message from the supervisor (%s): %s", exc.reason, exc)

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 TAG_BYTES = 16
-MAX_DATAGRAM = 2048
+MAX_DATAGRAM = 2048  # a request to the supervisor
+MAX_REPLY = 16384  # the supervisor's status, with its latest changes
 SECRET_BYTES = 32
 MAX_AGE_NS = 2_000_000_000  # older messages are refused as replays
 
@@ -89,10 +90,10 @@ def encode(secret: bytes, message: Message) -> bytes:
     return hmac.new(secret, payload, hashlib.sha256).digest()[:TAG_BYTES] + payload
 
 
-def decode(secret: bytes, datagram: bytes) -> Message:
+def decode(secret: bytes, datagram: bytes, limit: int = MAX_DATAGRAM) -> Message:
     """The message, or ProtocolError saying why it is refused; replays are `Sequencer`'s to catch."""
-    if len(datagram) > MAX_DATAGRAM:
-        raise ProtocolError("too_large", f"{len(datagram)} bytes; at most {MAX_DATAGRAM}")
+    if len(datagram) > limit:
+        raise ProtocolError("too_large", f"{len(datagram)} bytes; at most {limit}")
     tag, payload = datagram[:TAG_BYTES], datagram[TAG_BYTES:]
     expected = hmac.new(secret, payload, hashlib.sha256).digest()[:TAG_BYTES]
     if len(tag) != TAG_BYTES or not hmac.compare_digest(tag, expected):

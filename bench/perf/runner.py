@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.models.mobilenet_builder import mobilenet_v2_like
 from bench.models.tflite_builder import write
-from bench.perf import modbus, qc
+from bench.perf import modbus, qc, safety
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 DEMO_LABELS = ["ok", "scratch", "missing_hole", "crack", "stain", "misplaced"]
@@ -23,6 +23,8 @@ GOALS = {  # ratio key: (comparison, goal) from MISSION.md
     "tcp_regs_over_bare": (">=", 0.90),
     "requests_over_optimal": ("<=", 1.00),
     "rtu_cycle_over_floor": ("<=", 1.05),
+    "trip_latency_p99_ms": ("<=", 1.0),
+    "fault_drops_ok": (">=", 1.0),
 }
 
 
@@ -44,6 +46,7 @@ def run(quick: bool) -> dict[str, Any]:
         },
         "qc": _qc(quick),
         "modbus": modbus.run(quick, _free_port()),
+        "safety": safety.run(quick),
     }
     result["meta"]["seconds"] = round(time.time() - began, 1)
     return result

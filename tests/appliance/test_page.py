@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import textwrap
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, ApplianceProcess
+from tests.conftest import ROOT, ApplianceProcess, bench_config, free_port, start_appliance
 
 pytestmark = pytest.mark.browser
 
@@ -47,6 +53,7 @@ def test_the_page_shows_live_values_that_change(browser: object, appliance: Appl
     assert row.locator(".badge").inner_text() == "ok"
     assert page.locator('tr[data-sensor="line.setpoint"] .value').inner_text() == "42.5"
     assert "xnnpack: CPU: XNNPACK" in page.locator("#hal").inner_text()
+    assert page.locator("#estop-section").is_hidden()  # no [safety] section: no stop output to show
     first = row.locator(".value").inner_text()
     assert 14.0 <= float(first) <= 26.0  # the simulated sine: 20 +- 5 degC
     page.wait_for_function(
@@ -104,6 +111,97 @@ def test_the_page_shows_defects_found_by_the_camera_qc(browser: object, tmp_path
         assert page.locator("#qc-classes tr").count() >= 5
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "status-qc.png"), full_page=True)
+        page.close()
+    finally:
+        app.close()
+
+
+def admin_credential(app: ApplianceProcess) -> str:
+    """The credential `appliance run` prints once on its first start."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in list(app.stdout):
+            if line.startswith("admin credential"):
+                return line.rsplit(" ", 1)[1].strip()
+        time.sleep(0.05)
+    raise AssertionError(f"no admin credential printed: {app.stdout}")
+
+
+def post(app: ApplianceProcess, path: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else b""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    request = urllib.request.Request(app.url + path, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def test_the_page_shows_the_stop_output_trip_and_reset(browser: object, tmp_path: Path) -> None:
+    config = tmp_path / "a.toml"
+    config.write_text(
+        bench_config(free_port())
+        + textwrap.dedent("""
+            [safety]
+            heartbeat_deadline_ms = 2000
+            stop_line = { gpio = "mock", line = "STOP" }
+
+            [[safety.rules]]
+            name = "overheat"
+            type = "threshold"
+            sensor = "line.temperature"
+            above = 1000.0
+            severity = "warning"
+        """)
+    )
+    app = start_appliance(config, tmp_path / "data")
+    try:
+        token = admin_credential(app)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+        page.goto(app.url)
+        section = page.locator("#estop-section")
+        state = "(s) => document.getElementById('estop-section').dataset.state === s"
+        page.wait_for_function(state, arg="ok", timeout=10_000)
+        assert page.locator("main > section").first.get_attribute("id") == "estop-section"  # on top
+        assert page.locator("#estop-label").inner_text() == "Line energized \u2014 running allowed"
+        assert page.locator("#estop-since").inner_text().startswith("since ")
+        assert section.locator('tr[data-fact="latched"] td').inner_text() == "no"
+        assert section.locator('tr[data-fact="causes"] td').inner_text() == "none"
+        assert page.locator("#estop-no-history").is_visible()
+        rule = section.locator('tr[data-rule="overheat"]')
+        assert rule.locator(".badge").inner_text() == "clear"
+        assert "warning" in rule.inner_text()
+        assert "POST /api/v1/estop/trip" in section.inner_text()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "status-estop-ok.png"), full_page=True)
+
+        code, answer = post(app, "api/v1/estop/trip", token, {"reason": "guard open"})
+        assert code == 200, answer
+        page.wait_for_function(state, arg="tripped", timeout=10_000)
+        assert page.locator("#estop-label").inner_text() == "TRIPPED"
+        assert "guard open" in section.locator('tr[data-fact="reason"] td').inner_text()
+        assert section.locator('tr[data-fact="latched"] td').inner_text().startswith("yes")
+        page.wait_for_function("document.querySelectorAll('#estop-history tr').length === 1", timeout=10_000)
+        trip = section.locator('#estop-history tr[data-kind="trip"]')
+        assert "guard open" in trip.inner_text()
+        assert trip.locator(".badge").inner_text() == "trip"
+        assert float(trip.locator("td.latency").inner_text()) >= 0.0  # latency_ms
+        assert page.title().startswith("TRIPPED")
+        page.screenshot(path=str(SHOTS / "status-estop-tripped.png"), full_page=True)
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert page.evaluate(
+            "document.documentElement.scrollWidth <= window.innerWidth"
+        )  # no sideways scroll
+        page.screenshot(path=str(SHOTS / "status-estop-phone.png"), full_page=True)
+
+        code, answer = post(app, "api/v1/estop/reset", token)
+        assert code == 200, answer
+        page.wait_for_function(state, arg="ok", timeout=10_000)
+        assert page.locator("#estop-label").inner_text() == "Line energized \u2014 running allowed"
+        page.wait_for_function("document.querySelectorAll('#estop-history tr').length === 2", timeout=10_000)
+        kinds = section.locator("#estop-history tr").evaluate_all("(rows) => rows.map((r) => r.dataset.kind)")
+        assert kinds == ["reset", "trip"]  # newest first
         page.close()
     finally:
         app.close()

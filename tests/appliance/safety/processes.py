@@ -101,7 +101,7 @@ class Client:
 
     def raw(self, packet: bytes) -> dict[str, Any]:
         self.sock.send(packet)
-        return dict(protocol.decode(self.secret, self.sock.recv(1 << 20)).data)
+        return dict(protocol.decode(self.secret, self.sock.recv(1 << 20), protocol.MAX_REPLY).data)
 
     def beat(self, *causes: str) -> dict[str, Any]:
         return self.send(Kind.HEARTBEAT, data={"causes": list(causes)})

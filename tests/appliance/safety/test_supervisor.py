@@ -259,3 +259,15 @@ def test_the_supervisor_loads_no_web_store_or_sync_code() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_replies_stay_small_after_many_trips_and_resets(sup: Supervisor) -> None:
+    client = Client(sup.data)
+    client.beat()
+    for i in range(40):
+        client.send(Kind.TRIP, f"trip {i}")
+        assert client.send(Kind.RESET, "admin")["accepted"] is True
+    packet_state = client.send(Kind.STATUS)
+    assert packet_state["trips"] == 40 and len(packet_state["history"]) == 10
+    assert packet_state["history"][-1]["kind"] == "reset" and sup.levels()[-1] == 1
+    client.close()
