@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from appliance.service import Service
@@ -18,6 +19,7 @@ class LoopMonitor(Service):
 
     def __init__(self) -> None:
         super().__init__()
+        self.pet: Callable[[], None] | None = None  # systemd's watchdog: petted only while the loop runs
         self.lag_ms = 0.0
         self.max_lag_ms = 0.0  # worst over the current and the previous window
 
@@ -28,6 +30,8 @@ class LoopMonitor(Service):
             before = time.monotonic()
             await asyncio.sleep(self.tick_s)
             after = time.monotonic()
+            if self.pet is not None:
+                self.pet()
             self.lag_ms = max(0.0, (after - before - self.tick_s) * 1000)
             if after - window_start > self.window_s:
                 previous_max, window_max, window_start = window_max, 0.0, after

@@ -27,6 +27,7 @@ from appliance.web.auth import USER, AdminCredential
 from appliance.world import BenchWorld
 from hal.plan import InferencePlan
 from hal.report import HardwareReport, detect
+from hal.watchdog import SystemdWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,11 @@ class Runtime:
         self.started = time.monotonic()
         self.snapshot = SensorSnapshot()
         self.store = Store(config.store, data_dir)
-        self.credential, self.new_credential = AdminCredential.load_or_create(data_dir)
+        self.data_dir = data_dir
+        self.credential: AdminCredential | None = (
+            None  # loaded once everything started (nothing touched before)
+        )
+        self.new_credential: str | None = None
         host, port = split_host_port(listen or config.http.listen)
         self.web = WebServer(
             host,
@@ -73,7 +78,7 @@ class Runtime:
             self.store,
             data_dir / (config.qc.evidence.dir if config.qc else "evidence"),
             self if config.safety is not None else None,
-            self.credential,
+            lambda: self.credential,
         )
         self.loop_monitor = LoopMonitor()
         world = [BenchWorld(config_path)] if config.bench is not None else []
@@ -198,6 +203,9 @@ class Runtime:
                 await self.stop()
                 raise
             self._started.append(service)
+        self.credential, self.new_credential = await asyncio.to_thread(
+            AdminCredential.load_or_create, self.data_dir
+        )
 
     async def stop(self) -> None:
         while self._started:
@@ -210,6 +218,10 @@ class Runtime:
     async def serve(self, stop: asyncio.Event) -> None:
         """Start, announce the status page, run until `stop` is set, then stop everything."""
         await self.start()
+        systemd = SystemdWatchdog() if os.environ.get("NOTIFY_SOCKET") else None
+        if systemd is not None:  # Type=notify: started; WatchdogSec restarts a runtime whose loop hangs
+            systemd.ready()
+            self.loop_monitor.pet = systemd.pet
         try:
             print(f"status page: {self.web.url}", flush=True)
             if self.new_credential is not None:
@@ -219,5 +231,8 @@ class Runtime:
             await stop.wait()
             log.info("stopping")
         finally:
+            if systemd is not None:
+                systemd.stopping()
+                systemd.close()
             await self.stop()
         log.info("stopped; %d readings committed", self.store.rows_committed)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import sys
 import threading
@@ -23,7 +22,6 @@ from appliance.safety.protocol import Kind, ProtocolError
 from appliance.safety.supervisor import READY, SECRET_FILE, socket_path
 from appliance.service import Service
 from appliance.world import _die_with_parent
-from hal.watchdog import SystemdWatchdog, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +56,12 @@ class SafetyLink(Service):
         self._lock = threading.Lock()
         self._waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[dict[str, Any]]]] = {}
         self._reader: threading.Thread | None = None
-        self._watchdog: Watchdog | None = None
 
     async def open(self) -> None:
         self.known = await asyncio.to_thread(self._recorded)
         if self.settings.supervisor == "spawn":
             await self._spawn()
         await self._connect()
-        if os.environ.get("NOTIFY_SOCKET"):
-            self._watchdog = SystemdWatchdog()
-            self._watchdog.ready()
 
     async def run(self) -> None:
         interval = self.settings.heartbeat_interval_ms / 1000
@@ -79,13 +73,9 @@ class SafetyLink(Service):
                     await self._spawn()
                 await self._connect()
             self._send(Kind.HEARTBEAT, "", {"causes": list(self.conditions())})
-            if self._watchdog is not None:
-                self._watchdog.pet()
             await asyncio.sleep(interval)
 
     async def close(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.stopping()
         self._disconnect()
         proc, self.proc = self.proc, None
         if proc is not None and proc.returncode is None:

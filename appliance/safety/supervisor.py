@@ -22,7 +22,7 @@ from typing import Any
 
 from appliance.config.safety import SafetySettings
 from appliance.safety import protocol
-from appliance.safety.latch import Change, StopLatch
+from appliance.safety.latch import Change, State, StopLatch
 from appliance.safety.protocol import Kind, Message, ProtocolError, Sequencer
 from hal.gpio import ActiveLevel, GpioBackend, LineSettings, open_backend
 from hal.watchdog import KernelWatchdog, SystemdWatchdog, Watchdog
@@ -55,6 +55,11 @@ class Supervisor:
         self._check_not_running()
         latched = self._restored_latch()
         self.backend = backend or open_backend(settings.stop_line.gpio)
+        if self.backend.name == "rpigpio":
+            log.warning(
+                "RPi.GPIO-compatible backend: the original RPi.GPIO keeps driving the pin if this process "
+                'is killed; prefer gpio = "gpiod" for the stop line (docs/safety.md)'
+            )
         line = settings.stop_line
         self.line = self.backend.output(
             LineSettings(line.line, line.chip, ActiveLevel(line.active_level), False, "appliance-safety")
@@ -137,7 +142,11 @@ class Supervisor:
         self.stopping = True
 
     def close(self) -> None:
-        """A clean stop: line de-energized, nothing latched to disk for it, socket and pid file removed."""
+        """A stop: line de-energized, and latched if it was energized (it comes back only through a
+        reset, whatever stopped it); socket and pid file removed."""
+        if self.latch.state is State.OK:
+            reason = "the supervisor stopped while the line was energized"
+            self._changed(self.latch.trip(reason, time.monotonic_ns(), "stop"))
         self.line.close()
         self.backend.close()
         if self.watchdog is not None:

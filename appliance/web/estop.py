@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from starlette.requests import Request
@@ -18,9 +19,12 @@ class EstopControl(Protocol):
     async def manual_reset(self, who: str) -> tuple[bool, str, dict[str, Any]]: ...
 
 
-def estop_routes(control: EstopControl | None, credential: AdminCredential | None) -> list[Route]:
+def estop_routes(
+    control: EstopControl | None, credentials: Callable[[], AdminCredential | None]
+) -> list[Route]:
     async def authorized(request: Request) -> Response | None:
         client = request.client.host if request.client else "?"
+        credential = credentials()
         if credential is None:
             return JSONResponse({"error": "no admin credential on this box"}, status_code=503)
         if credential.blocked(client):

@@ -35,7 +35,7 @@ def build_app(
     events: EventSource | None = None,
     evidence: Path | None = None,
     control: EstopControl | None = None,
-    credential: AdminCredential | None = None,
+    credentials: Callable[[], AdminCredential | None] = lambda: None,
 ) -> Starlette:
     """The ASGI app; `status` builds the /api/v1/status document on each request."""
 
@@ -74,7 +74,7 @@ def build_app(
             Route("/api/v1/status", api_status),
             Route("/api/v1/events", api_events),
             Route("/evidence/{name}", evidence_file),
-            *estop_routes(control, credential),
+            *estop_routes(control, credentials),
         ]
     )
 
@@ -115,11 +115,11 @@ class WebServer(Service):
         events: EventSource | None = None,
         evidence: Path | None = None,
         control: EstopControl | None = None,
-        credential: AdminCredential | None = None,
+        credentials: Callable[[], AdminCredential | None] = lambda: None,
     ) -> None:
         super().__init__()
         self.host, self.port = host, port
-        self.app = build_app(status, events, evidence, control, credential)
+        self.app = build_app(status, events, evidence, control, credentials)
         self._socket: socket.socket | None = None
         self._server: _QuietServer | None = None
         self.url = ""

@@ -302,7 +302,7 @@ def _reset_until_energized(runtime: Runtime, token: str, journal: Path) -> None:
 
 
 def run(quick: bool) -> dict[str, Any]:
-    trips, deaths = (100, 20) if quick else (1000, 200)
+    trips, deaths = (100, 10) if quick else (1000, 200)
     with tempfile.TemporaryDirectory(prefix="bench-safety-") as folder:
         latency = trip_latency(trips, Path(folder))
         faults = fault_drops(deaths, Path(folder))

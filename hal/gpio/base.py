@@ -4,7 +4,7 @@ Values are logical: `True` means active. The active level maps them to the wire 
 is at 0 V when active). An output line declares its safe state, the logical value it is driven to
 when it is opened (before anything else can happen), when it is closed, and when the interpreter
 exits, normally or through an unhandled exception. Nothing can run on SIGKILL or a power cut: the
-wiring has to make "no drive" the safe state (de-energize to trip; docs/hardware.md).
+wiring has to make "no drive" the safe state (de-energize to trip; docs/safety.md).
 """
 
 from __future__ import annotations

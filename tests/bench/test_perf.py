@@ -15,14 +15,14 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_quick_perf_writes_every_modbus_ratio_with_its_figures(tmp_path: Path) -> None:
+def test_quick_perf_writes_every_ratio_with_its_figures(tmp_path: Path) -> None:
     out = tmp_path / "perf.json"
     result = subprocess.run(
         [sys.executable, "-m", "bench", "perf", "--quick", "--json", str(out)],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -35,4 +35,11 @@ def test_quick_perf_writes_every_modbus_ratio_with_its_figures(tmp_path: Path) -
         assert modbus[key] == pytest.approx(figure["measured"] / figure["baseline"], rel=0.02)
         assert key in result.stdout
     assert modbus["figures"]["rtu_cycle_over_floor"]["failures"] == 0
+    safety = report["safety"]
+    assert 0 < safety["trip_latency_p99_ms"] < 1000 and safety["trip_over_baseline_p99"] > 0
+    assert 0 <= safety["fault_drops_ok"] <= 1 and safety["detail"]["faults"]["deaths"] == {
+        "SIGKILL": 10,
+        "SIGSTOP": 10,
+    }
+    assert safety["detail"]["latency"]["trips"] == 100 and "fault_drops_ok" in result.stdout
     assert report["meta"]["quick"] is True

@@ -54,7 +54,9 @@ class Supervisor:
         return code
 
 
-def start_supervisor(tmp_path: Path, toml: str | None = None) -> Supervisor:
+def start_supervisor(
+    tmp_path: Path, toml: str | None = None, env: dict[str, str] | None = None
+) -> Supervisor:
     config = tmp_path / "appliance.toml"
     config.write_text(toml or safety_toml())
     journal = tmp_path / "journal"
@@ -73,7 +75,7 @@ def start_supervisor(tmp_path: Path, toml: str | None = None) -> Supervisor:
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        env={**os.environ, JOURNAL_ENV: str(journal), "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, JOURNAL_ENV: str(journal), "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     assert proc.stdout is not None
     ready = proc.stdout.readline().strip()

@@ -3,9 +3,11 @@ sensor values, manual trip and reset over the API, trips and resets recorded as 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import textwrap
 import time
 import urllib.error
@@ -255,3 +257,33 @@ def test_a_critical_defect_trips_the_line_from_the_inference_thread(tmp_path: Pa
         assert events(app, "qc.defect")[0]["data"]["label"] == "red"
     finally:
         app.stop()
+
+
+def test_the_runtime_tells_systemd_it_is_ready_and_pets_only_while_its_loop_runs(
+    tmp_path: Path, journal: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(3)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    config = tmp_path / "appliance.toml"
+    config.write_text('[http]\nlisten = "127.0.0.1:0"\n' + safety("external"))
+    sup = start_supervisor(tmp_path, config.read_text(), env={"NOTIFY_SOCKET": ""})
+    app = start_appliance(config, sup.data)
+    try:
+        assert notify.recv(4096).decode().startswith("READY=1")
+        assert notify.recv(4096).decode() == "WATCHDOG=1"
+        os.kill(app.proc.pid, signal.SIGSTOP)  # a hung runtime: the pets stop, systemd would restart it
+        with contextlib.suppress(TimeoutError):
+            while True:
+                notify.settimeout(0.3)
+                notify.recv(4096)
+        with pytest.raises(TimeoutError):
+            notify.recv(4096)
+        os.kill(app.proc.pid, signal.SIGCONT)
+        notify.settimeout(3)
+        assert notify.recv(4096).decode() == "WATCHDOG=1"
+    finally:
+        app.stop()
+        sup.stop()
+        notify.close()

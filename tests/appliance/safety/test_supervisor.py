@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -270,4 +272,45 @@ def test_replies_stay_small_after_many_trips_and_resets(sup: Supervisor) -> None
     packet_state = client.send(Kind.STATUS)
     assert packet_state["trips"] == 40 and len(packet_state["history"]) == 10
     assert packet_state["history"][-1]["kind"] == "reset" and sup.levels()[-1] == 1
+    client.close()
+
+
+def test_the_supervisor_tells_systemd_it_is_ready_pets_its_watchdog_and_says_when_it_stops(
+    tmp_path: Path,
+) -> None:
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(5)
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "200000"}
+    sup = start_supervisor(tmp_path, env=env)
+    try:
+        got = [notify.recv(4096).decode() for _ in range(4)]
+        assert got[0].startswith("READY=1") and got[1:] == ["WATCHDOG=1"] * 3
+    finally:
+        assert sup.stop() == 0
+    rest = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            rest.append(notify.recv(4096).decode())
+    assert rest[-1] == "STOPPING=1"
+    notify.close()
+
+
+def test_a_stop_while_energized_latches_but_a_stop_while_starting_does_not(tmp_path: Path) -> None:
+    sup = start_supervisor(tmp_path)
+    assert sup.stop() == 0
+    assert not (sup.data / "safety-latch.json").exists()
+    sup = start_supervisor(tmp_path)
+    client = Client(sup.data)
+    client.beat()
+    client.close()  # the runtime went away first: latched for that
+    sup.stop()
+    latched = json.loads((sup.data / "safety-latch.json").read_text())["reason"]
+    assert latched == "runtime connection lost"
+    (sup.data / "safety-latch.json").unlink()
+    sup = start_supervisor(tmp_path)
+    client = Client(sup.data)
+    client.beat()
+    assert sup.stop() == 0  # stopped under a live runtime (a desktop runtime killed: PDEATHSIG)
+    assert "stopped while the line was energized" in (sup.data / "safety-latch.json").read_text()
     client.close()
