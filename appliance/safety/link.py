@@ -61,7 +61,12 @@ class SafetyLink(Service):
         self.known = await asyncio.to_thread(self._recorded)
         if self.settings.supervisor == "spawn":
             await self._spawn()
-        await self._connect()
+            await self._connect()
+            return
+        try:
+            await self._connect()
+        except OSError as exc:  # a device's supervisor is its own unit: keep retrying, the line stays down
+            log.warning("safety supervisor not reachable at %s (%s); retrying", self.path, exc)
 
     async def run(self) -> None:
         interval = self.settings.heartbeat_interval_ms / 1000

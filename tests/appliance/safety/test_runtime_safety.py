@@ -287,3 +287,23 @@ def test_the_runtime_tells_systemd_it_is_ready_and_pets_only_while_its_loop_runs
         app.stop()
         sup.stop()
         notify.close()
+
+
+def test_a_runtime_started_before_its_external_supervisor_connects_when_it_comes(
+    tmp_path: Path, journal: Path
+) -> None:
+    config = tmp_path / "appliance.toml"
+    config.write_text('[http]\nlisten = "127.0.0.1:0"\n' + safety("external"))
+    app = start_appliance(config, tmp_path / "data")
+    try:
+        status = app.wait_for(lambda s: s["services"]["safety"]["last_error"])
+        assert status["estop"]["state"] == "tripped" and status["estop"]["phase"] == "unknown"
+        sup = start_supervisor(tmp_path, config.read_text())
+        try:
+            app.wait_for(lambda s: s["estop"]["state"] == "ok", timeout=20)
+            assert wire_level(journal, "STOP") == 1
+        finally:
+            app.stop()
+            sup.stop()
+    finally:
+        app.close()
