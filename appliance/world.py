@@ -7,27 +7,17 @@ say it is listening, so the simulated devices are reached only over their real p
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import logging
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
+from appliance import child
 from appliance.service import Service
 
 log = logging.getLogger(__name__)
 
 READY = "bench sim ready"  # the line `bench sim` prints once every part listens (bench/world.py)
 READY_TIMEOUT_S = 20.0
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Runs in the child: the kernel sends it SIGTERM if the appliance dies, even by SIGKILL."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class WorldFailed(RuntimeError):
@@ -48,7 +38,6 @@ class BenchWorld(Service):
         self.config_path = config_path
         self.proc: asyncio.subprocess.Process | None = None
         self.announced: list[str] = []
-        self._drainer: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         await self._spawn()
@@ -62,57 +51,16 @@ class BenchWorld(Service):
 
     async def close(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=1.0)
-        except TimeoutError:
-            log.warning("bench sim ignored SIGTERM; killing it")
-            proc.kill()
-            await proc.wait()
+        if proc is not None:
+            await child.stop(proc)
 
     def details(self) -> dict[str, Any]:
         return {"pid": self.proc.pid if self.proc else None, "parts": len(self.announced)}
 
     async def _spawn(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench",
-            "sim",
-            "--config",
-            str(self.config_path),
-            stdout=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-            # its own process group: Ctrl-C at a terminal reaches the appliance, which stops it in order
-            start_new_session=True,
-        )
+        args = ("bench", "sim", "--config", str(self.config_path))
         try:
-            await asyncio.wait_for(self._await_ready(), timeout=READY_TIMEOUT_S)
-        except TimeoutError:
-            await self.close()
-            raise WorldFailed(f"bench sim was not ready within {READY_TIMEOUT_S:.0f} s", None) from None
-        except WorldFailed:
-            await self.close()
-            raise
+            self.proc, self.announced = await child.start(*args, ready=READY, timeout_s=READY_TIMEOUT_S)
+        except child.NotReady as exc:
+            raise WorldFailed(f"bench sim {exc}", exc.exit_code) from None
         log.info("bench sim started (pid %d): %s", self.proc.pid, "; ".join(self.announced))
-
-    async def _await_ready(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        self.announced = []
-        while raw := await self.proc.stdout.readline():
-            line = raw.decode(errors="replace").strip()
-            if line == READY:
-                self._drainer = asyncio.create_task(self._drain(self.proc.stdout))
-                return
-            self.announced.append(line)
-        code = await self.proc.wait()
-        raise WorldFailed(f"bench sim exited with code {code} before it was ready", code)
-
-    @staticmethod
-    async def _drain(stream: asyncio.StreamReader) -> None:
-        with contextlib.suppress(Exception):
-            while await stream.readline():
-                pass

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -133,6 +134,29 @@ class ApplianceProcess:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+
+    def admin_credential(self) -> str:
+        """The credential `appliance run` prints once, on its first start."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for line in list(self.stdout):
+                if line.startswith("admin credential"):
+                    return line.rsplit(" ", 1)[1].strip()
+            time.sleep(0.05)
+        raise AssertionError(f"no admin credential printed: {self.stdout}")
+
+    def post(self, path: str, token: str | None, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """POST JSON as the admin (`token`) or as nobody (None); (status code, decoded answer)."""
+        data = json.dumps(body).encode() if body is not None else b""
+        headers = {"Content-Type": "application/json"} | (
+            {"Authorization": f"Bearer {token}"} if token else {}
+        )
+        request = urllib.request.Request(self.url + path, data=data, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.load(exc)
 
     @property
     def output(self) -> str:

@@ -8,20 +8,19 @@ import asyncio
 import contextlib
 import logging
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from appliance import child
 from appliance.config.safety import SafetySettings
 from appliance.records import Event, Severity
 from appliance.safety import protocol
 from appliance.safety.protocol import Kind, ProtocolError
 from appliance.safety.supervisor import READY, SECRET_FILE, socket_path
 from appliance.service import Service
-from appliance.world import _die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +82,8 @@ class SafetyLink(Service):
     async def close(self) -> None:
         self._disconnect()
         proc, self.proc = self.proc, None
-        if proc is not None and proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=2.0)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        if proc is not None:
+            await child.stop(proc, grace_s=2.0)
 
     def trip(self, reason: str, cause_ns: int | None = None) -> None:
         """Ask for a trip now, from any thread; `cause_ns` is when the cause was seen (CLOCK_MONOTONIC)."""
@@ -158,29 +152,11 @@ class SafetyLink(Service):
             return sender.seq
 
     async def _spawn(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "appliance",
-            "safety",
-            "--config",
-            str(self.config_path),
-            "--data-dir",
-            str(self.data_dir),
-            stdout=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-            start_new_session=True,
-        )
-        assert self.proc.stdout is not None
+        args = ("appliance", "safety", "--config", str(self.config_path), "--data-dir", str(self.data_dir))
         try:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), SPAWN_TIMEOUT_S)
-        except TimeoutError:
-            line = b""
-        if line.decode().strip() != READY:
-            await self.close()
-            raise RuntimeError("the safety supervisor did not start (see its log above)")
-        asyncio.get_running_loop().create_task(_drain(self.proc.stdout))
+            self.proc, _ = await child.start(*args, ready=READY, timeout_s=SPAWN_TIMEOUT_S)
+        except child.NotReady as exc:
+            raise RuntimeError(f"the safety supervisor did not start ({exc}; see its log above)") from None
         log.info("safety supervisor started (pid %d)", self.proc.pid)
 
     async def _connect(self) -> None:
@@ -261,9 +237,3 @@ def change_event(change: dict[str, Any]) -> Event:
 def _settle(future: asyncio.Future[dict[str, Any]], data: dict[str, Any]) -> None:
     if not future.done():
         future.set_result(data)
-
-
-async def _drain(stream: asyncio.StreamReader) -> None:
-    with contextlib.suppress(Exception):
-        while await stream.readline():
-            pass

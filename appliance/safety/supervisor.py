@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from appliance.config.safety import SafetySettings
 from appliance.safety import protocol
@@ -132,10 +132,10 @@ class Supervisor:
                 if key.fileobj is self.listener:
                     self._accept()
                 else:
-                    self._receive(key.fileobj)  # type: ignore[arg-type]
+                    self._receive(cast(socket.socket, key.fileobj))
             self._changed(self.latch.check(time.monotonic_ns()))
-            if pet_every is not None and time.monotonic() >= next_pet:
-                self.watchdog.pet()  # type: ignore[union-attr]
+            if self.watchdog is not None and pet_every is not None and time.monotonic() >= next_pet:
+                self.watchdog.pet()
                 next_pet = time.monotonic() + pet_every
 
     def _stop(self, signum: int, _frame: object) -> None:

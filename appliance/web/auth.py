@@ -68,7 +68,7 @@ class AdminCredential:
         failures = self.failures.get(client)
         while failures and now - failures[0] > FAILURE_WINDOW_S:
             failures.popleft()
-        return bool(failures) and len(failures) >= MAX_FAILURES  # type: ignore[arg-type]
+        return failures is not None and len(failures) >= MAX_FAILURES
 
     def check(self, authorization: str | None, client: str) -> bool:
         """Whether an Authorization header proves the credential; failures are counted per client."""

@@ -52,7 +52,8 @@ def estop_routes(
         except (ValueError, AttributeError):
             return JSONResponse({"error": 'body: expected JSON such as {"reason": "guard open"}'}, 400)
         try:
-            estop = await control.manual_trip("admin", reason[:200])  # type: ignore[union-attr]
+            assert control is not None  # authorized() answered 404 otherwise
+            estop = await control.manual_trip("admin", reason[:200])
         except (ConnectionError, TimeoutError) as exc:
             return JSONResponse({"error": f"the safety supervisor did not answer: {exc}"}, 503)
         return JSONResponse({"estop": estop})
@@ -61,7 +62,8 @@ def estop_routes(
         if (refused := await authorized(request)) is not None:
             return refused
         try:
-            accepted, message, estop = await control.manual_reset("admin")  # type: ignore[union-attr]
+            assert control is not None
+            accepted, message, estop = await control.manual_reset("admin")
         except (ConnectionError, TimeoutError) as exc:
             return JSONResponse({"error": f"the safety supervisor did not answer: {exc}"}, 503)
         if not accepted:

@@ -14,25 +14,19 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import re
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.perf.processes import Runtime, credential, start_runtime, stop_runtime, supervisor
 from hal.gpio import LineSettings
-from hal.gpio.mock import JOURNAL_ENV, MockChip, read_journal
+from hal.gpio.mock import MockChip, read_journal
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bench.toml"
 HEARTBEAT_MS, DEADLINE_MS, TICK_MS = 100, 500, 10  # the defaults of [safety]
@@ -47,75 +41,6 @@ stop_line = {{ gpio = "mock", line = "STOP" }}
 def _p(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-@dataclass
-class Runtime:
-    """`appliance run` as a child process, with the admin credential it printed."""
-
-    proc: subprocess.Popen[str]
-    url: str = ""
-    lines: list[str] = field(default_factory=list)
-
-    def post(self, path: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        data = json.dumps(body or {}).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, headers={"Authorization": f"Bearer {token}"}, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.load(response)
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.load(exc)
-
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.url + path, timeout=10) as response:
-            return json.load(response)
-
-
-def _start(config: Path, data: Path, journal: Path) -> Runtime:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "run", "--config", str(config), "--data-dir", str(data)],
-        stdout=subprocess.PIPE,
-        stderr=open(data.parent / "appliance.log", "a"),  # noqa: SIM115 - the child owns it from here
-        text=True,
-        env={**os.environ, JOURNAL_ENV: str(journal), "PYTHONUNBUFFERED": "1"},
-    )
-    runtime = Runtime(proc)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        runtime.lines.append(line)
-        if line.startswith("status page: "):
-            runtime.url = line.split(": ", 1)[1].strip()
-            break
-    if not runtime.url:
-        proc.kill()
-        log = (data.parent / "appliance.log").read_text()[-2000:]
-        raise RuntimeError(f"appliance run did not start: {''.join(runtime.lines)}{log}")
-    threading.Thread(target=lambda: runtime.lines.extend(proc.stdout or []), daemon=True).start()
-    return runtime
-
-
-def _credential(runtime: Runtime) -> str:
-    """The credential a first start prints right after the status page line."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        for line in runtime.lines:
-            if match := re.match(r"admin credential .*: admin / (\S+)", line):
-                return match.group(1)
-        time.sleep(0.02)
-    raise RuntimeError("appliance run printed no admin credential")
-
-
-def _stop(runtime: Runtime) -> None:
-    if runtime.proc.poll() is None:
-        runtime.proc.send_signal(signal.SIGCONT)
-        runtime.proc.terminate()
-    try:
-        runtime.proc.wait(15)
-    except subprocess.TimeoutExpired:
-        runtime.proc.kill()
-        runtime.proc.wait()
 
 
 def _wait_level(journal: Path, level: int, after_ns: int, timeout: float = 5.0) -> int | None:
@@ -168,9 +93,9 @@ def trip_latency(trips: int, folder: Path) -> dict[str, Any]:
     text = text.replace('model = "../', f'model = "{EXAMPLE.parent.parent}/')
     config.write_text(text + SAFETY.format(supervisor="spawn"))
     journal = folder / "loaded.journal"
-    runtime = _start(config, folder / "loaded-data", journal)
+    runtime = start_runtime(config, folder / "loaded-data", journal)
     try:
-        token = _credential(runtime)
+        token = credential(runtime)
         deadline = time.monotonic() + 30
         while not (runtime.get("api/v1/status").get("qc") or {}).get("frames"):  # full load: QC is running
             if time.monotonic() > deadline:
@@ -211,7 +136,7 @@ def trip_latency(trips: int, folder: Path) -> dict[str, Any]:
             },
         }
     finally:
-        _stop(runtime)
+        stop_runtime(runtime)
 
 
 def _trip_causes(runtime: Runtime, trips: int) -> list[int]:
@@ -229,27 +154,6 @@ def _trip_causes(runtime: Runtime, trips: int) -> list[int]:
     return sorted(causes)
 
 
-@contextlib.contextmanager
-def _supervisor(config: Path, data: Path, journal: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "safety", "--config", str(config), "--data-dir", str(data)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, JOURNAL_ENV: str(journal)},
-    )
-    assert proc.stdout is not None
-    if proc.stdout.readline().strip() != "safety supervisor ready":
-        proc.kill()
-        raise RuntimeError("appliance safety did not start")
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()
-
-
 def fault_drops(deaths: int, folder: Path) -> dict[str, Any]:
     config = folder / "faults.toml"
     config.write_text('[http]\nlisten = "127.0.0.1:0"\n' + SAFETY.format(supervisor="external"))
@@ -257,14 +161,14 @@ def fault_drops(deaths: int, folder: Path) -> dict[str, Any]:
     bound_ms = DEADLINE_MS + TICK_MS
     results: dict[str, list[float]] = {"SIGKILL": [], "SIGSTOP": []}
     token = ""
-    with _supervisor(config, data, journal):
-        runtime = _start(config, data, journal)
-        token = _credential(runtime)
+    with supervisor(config, data, journal):
+        runtime = start_runtime(config, data, journal)
+        token = credential(runtime)
         kinds = ["SIGSTOP"] * deaths + ["SIGKILL"] * deaths
         random.shuffle(kinds)
         for kind in kinds:
             if runtime.proc.poll() is not None:
-                runtime = _start(config, data, journal)
+                runtime = start_runtime(config, data, journal)
             _reset_until_energized(runtime, token, journal)
             time.sleep(random.uniform(0, 2 * HEARTBEAT_MS / 1000))  # any moment between heartbeats
             sig = signal.SIGKILL if kind == "SIGKILL" else signal.SIGSTOP
@@ -276,7 +180,7 @@ def fault_drops(deaths: int, folder: Path) -> dict[str, Any]:
                 runtime.proc.wait()
             else:
                 os.kill(runtime.proc.pid, signal.SIGCONT)
-        _stop(runtime)
+        stop_runtime(runtime)
     every = results["SIGKILL"] + results["SIGSTOP"]
     ok = sum(1 for ms in every if ms <= bound_ms)
     return {

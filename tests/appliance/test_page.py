@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import textwrap
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -116,28 +111,6 @@ def test_the_page_shows_defects_found_by_the_camera_qc(browser: object, tmp_path
         app.close()
 
 
-def admin_credential(app: ApplianceProcess) -> str:
-    """The credential `appliance run` prints once on its first start."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for line in list(app.stdout):
-            if line.startswith("admin credential"):
-                return line.rsplit(" ", 1)[1].strip()
-        time.sleep(0.05)
-    raise AssertionError(f"no admin credential printed: {app.stdout}")
-
-
-def post(app: ApplianceProcess, path: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else b""
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    request = urllib.request.Request(app.url + path, data=data, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
-
-
 def test_the_page_shows_the_stop_output_trip_and_reset(browser: object, tmp_path: Path) -> None:
     config = tmp_path / "a.toml"
     config.write_text(
@@ -157,7 +130,7 @@ def test_the_page_shows_the_stop_output_trip_and_reset(browser: object, tmp_path
     )
     app = start_appliance(config, tmp_path / "data")
     try:
-        token = admin_credential(app)
+        token = app.admin_credential()
         page = browser.new_page(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
         page.goto(app.url)
         section = page.locator("#estop-section")
@@ -176,7 +149,7 @@ def test_the_page_shows_the_stop_output_trip_and_reset(browser: object, tmp_path
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "status-estop-ok.png"), full_page=True)
 
-        code, answer = post(app, "api/v1/estop/trip", token, {"reason": "guard open"})
+        code, answer = app.post("api/v1/estop/trip", token, {"reason": "guard open"})
         assert code == 200, answer
         page.wait_for_function(state, arg="tripped", timeout=10_000)
         assert page.locator("#estop-label").inner_text() == "TRIPPED"
@@ -195,7 +168,7 @@ def test_the_page_shows_the_stop_output_trip_and_reset(browser: object, tmp_path
         )  # no sideways scroll
         page.screenshot(path=str(SHOTS / "status-estop-phone.png"), full_page=True)
 
-        code, answer = post(app, "api/v1/estop/reset", token)
+        code, answer = app.post("api/v1/estop/reset", token)
         assert code == 200, answer
         page.wait_for_function(state, arg="ok", timeout=10_000)
         assert page.locator("#estop-label").inner_text() == "Line energized \u2014 running allowed"

@@ -54,6 +54,25 @@ class Supervisor:
         return code
 
 
+def safety_command(config: Path, data: Path) -> list[str]:
+    return [sys.executable, "-m", "appliance", "safety", "--config", str(config), "--data-dir", str(data)]
+
+
+def run_supervisor(
+    config: Path, data: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`appliance safety` expected to exit by itself (a refused start)."""
+    return subprocess.run(
+        safety_command(config, data),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+
+
 def start_supervisor(
     tmp_path: Path, toml: str | None = None, env: dict[str, str] | None = None
 ) -> Supervisor:
@@ -61,16 +80,7 @@ def start_supervisor(
     config.write_text(toml or safety_toml())
     journal = tmp_path / "journal"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "appliance",
-            "safety",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
+        safety_command(config, tmp_path / "data"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -4,14 +4,11 @@ sensor values, manual trip and reset over the API, trips and resets recorded as 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
 import textwrap
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,27 +31,11 @@ def safety(supervisor: str = "spawn", rules: str = "") -> str:
     """) + textwrap.dedent(rules)
 
 
-def credential(app: ApplianceProcess) -> str:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for line in app.stdout:
-            if line.startswith("admin credential"):
-                return line.rsplit(" ", 1)[1].strip()
-        time.sleep(0.05)
-    raise AssertionError(f"no admin credential printed: {app.stdout}")
-
-
-def post(
-    app: ApplianceProcess, path: str, token: str | None, body: dict[str, Any] | None = None
-) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    data = json.dumps(body).encode() if body is not None else b""
-    request = urllib.request.Request(app.url + path, data=data, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
+def safety_config(tmp_path: Path, supervisor: str) -> Path:
+    """A box with nothing but its stop output, the status page on any free port."""
+    config = tmp_path / "appliance.toml"
+    config.write_text('[http]\nlisten = "127.0.0.1:0"\n' + safety(supervisor))
+    return config
 
 
 def events(app: ApplianceProcess, kind: str) -> list[dict[str, Any]]:
@@ -70,8 +51,7 @@ def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def external(tmp_path: Path, journal: Path) -> Iterator[tuple[Supervisor, Path]]:
-    config = tmp_path / "appliance.toml"
-    config.write_text('[http]\nlisten = "127.0.0.1:0"\n' + safety("external"))
+    config = safety_config(tmp_path, "external")
     sup = start_supervisor(tmp_path, config.read_text())
     yield sup, config
     sup.stop()
@@ -84,7 +64,7 @@ def test_a_frozen_runtime_drops_the_line_in_time_and_a_reset_needs_it_back(
     app = start_appliance(config, sup.data)
     try:
         wait_level(sup, 1)
-        token = credential(app)
+        token = app.admin_credential()
         app.wait_for(lambda s: s["estop"]["state"] == "ok")
         for _ in range(3):
             time.sleep(0.137)  # a moment between heartbeats, different each round
@@ -98,7 +78,7 @@ def test_a_frozen_runtime_drops_the_line_in_time_and_a_reset_needs_it_back(
                 lambda s: s["estop"]["latched"] and "heartbeat late" in s["estop"]["reason"]
             )
             assert status["estop"]["state"] == "tripped"
-            assert post(app, "api/v1/estop/reset", token)[0] == 200
+            assert app.post("api/v1/estop/reset", token)[0] == 200
             wait_level(sup, 1)
         app.wait_for(lambda s: s["services"]["store"]["events_committed"] >= 6)
         trips = events(app, "estop.trip")
@@ -114,7 +94,7 @@ def test_a_killed_runtime_drops_the_line_at_once_and_its_successor_records_the_t
     sup, config = external
     app = start_appliance(config, sup.data)
     wait_level(sup, 1)
-    token = credential(app)
+    token = app.admin_credential()
     killed = time.monotonic_ns()
     app.stop(signal.SIGKILL)
     wait_level(sup, 0)
@@ -126,7 +106,7 @@ def test_a_killed_runtime_drops_the_line_at_once_and_its_successor_records_the_t
         app.wait_for(lambda s: s["services"]["store"]["events_committed"] >= 1)
         (trip,) = events(app, "estop.trip")
         assert trip["data"]["source"] == "disconnect" and trip["severity"] == "critical"
-        assert post(app, "api/v1/estop/reset", token)[0] == 200
+        assert app.post("api/v1/estop/reset", token)[0] == 200
         wait_level(sup, 1)
     finally:
         app.stop()
@@ -136,8 +116,7 @@ def test_a_killed_runtime_drops_the_line_at_once_and_its_successor_records_the_t
 def test_a_spawned_supervisor_dies_with_a_killed_runtime_and_the_line_is_down(
     tmp_path: Path, journal: Path
 ) -> None:
-    config = tmp_path / "appliance.toml"
-    config.write_text('[http]\nlisten = "127.0.0.1:0"\n' + safety("spawn"))
+    config = safety_config(tmp_path, "spawn")
     app = start_appliance(config, tmp_path / "data")
     status = app.wait_for(lambda s: s["estop"]["state"] == "ok")
     supervisor_pid = status["estop"]["supervisor"]["pid"]
@@ -165,14 +144,14 @@ def test_a_rule_trips_on_a_live_value_and_the_reset_waits_for_the_cause_to_clear
     config.write_text(bench_config(free_port(), poll_interval_s=0.05) + safety("spawn", rule))
     app = start_appliance(config, tmp_path / "data")
     try:
-        token = credential(app)
+        token = app.admin_credential()
         status = app.wait_for(lambda s: s["estop"]["latched"] and s["estop"]["causes"], timeout=15)
         assert status["estop"]["reason"].startswith("too hot: ")
-        code, answer = post(app, "api/v1/estop/reset", token)
+        code, answer = app.post("api/v1/estop/reset", token)
         assert code == 409 and "cause persists: too hot" in answer["error"]
         assert wire_level(journal, "STOP") == 0
         app.wait_for(lambda s: not s["estop"]["causes"], timeout=10)
-        code, answer = post(app, "api/v1/estop/reset", token)
+        code, answer = app.post("api/v1/estop/reset", token)
         assert code == 200, answer
         assert wire_level(journal, "STOP") == 1
         app.wait_for(lambda s: s["services"]["store"]["events_committed"] >= 5)
@@ -186,28 +165,27 @@ def test_a_rule_trips_on_a_live_value_and_the_reset_waits_for_the_cause_to_clear
 
 
 def test_control_requests_need_the_admin_credential(tmp_path: Path, journal: Path) -> None:
-    config = tmp_path / "appliance.toml"
-    config.write_text('[http]\nlisten = "127.0.0.1:0"\n' + safety("spawn"))
+    config = safety_config(tmp_path, "spawn")
     app = start_appliance(config, tmp_path / "data")
     try:
-        token = credential(app)
+        token = app.admin_credential()
         app.wait_for(lambda s: s["estop"]["state"] == "ok")
         mode = (tmp_path / "data" / "admin-credential.json").stat().st_mode & 0o777
         assert mode == 0o600 and token not in (tmp_path / "data" / "admin-credential.json").read_text()
-        assert post(app, "api/v1/estop/trip", None)[0] == 401
-        assert post(app, "api/v1/estop/trip", "wrong")[0] == 401
+        assert app.post("api/v1/estop/trip", None)[0] == 401
+        assert app.post("api/v1/estop/trip", "wrong")[0] == 401
         assert wire_level(journal, "STOP") == 1
-        code, answer = post(app, "api/v1/estop/trip", token, {"reason": "guard open"})
+        code, answer = app.post("api/v1/estop/trip", token, {"reason": "guard open"})
         assert code == 200 and answer["estop"]["state"] == "tripped"
         assert (
             answer["estop"]["reason"] == "manual trip by admin: guard open"
             and wire_level(journal, "STOP") == 0
         )
-        assert post(app, "api/v1/estop/reset", None)[0] == 401
+        assert app.post("api/v1/estop/reset", None)[0] == 401
         assert wire_level(journal, "STOP") == 0
         for _ in range(2):
-            assert post(app, "api/v1/estop/reset", "guess")[0] == 401
-        code, answer = post(app, "api/v1/estop/reset", token)
+            assert app.post("api/v1/estop/reset", "guess")[0] == 401
+        code, answer = app.post("api/v1/estop/reset", token)
         assert code == 429 and "too many failed attempts" in answer["error"]  # five failures: locked out
         assert wire_level(journal, "STOP") == 0
     finally:
@@ -266,8 +244,7 @@ def test_the_runtime_tells_systemd_it_is_ready_and_pets_only_while_its_loop_runs
     notify.bind(str(tmp_path / "notify"))
     notify.settimeout(3)
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
-    config = tmp_path / "appliance.toml"
-    config.write_text('[http]\nlisten = "127.0.0.1:0"\n' + safety("external"))
+    config = safety_config(tmp_path, "external")
     sup = start_supervisor(tmp_path, config.read_text(), env={"NOTIFY_SOCKET": ""})
     app = start_appliance(config, sup.data)
     try:
@@ -292,8 +269,7 @@ def test_the_runtime_tells_systemd_it_is_ready_and_pets_only_while_its_loop_runs
 def test_a_runtime_started_before_its_external_supervisor_connects_when_it_comes(
     tmp_path: Path, journal: Path
 ) -> None:
-    config = tmp_path / "appliance.toml"
-    config.write_text('[http]\nlisten = "127.0.0.1:0"\n' + safety("external"))
+    config = safety_config(tmp_path, "external")
     app = start_appliance(config, tmp_path / "data")
     try:
         status = app.wait_for(lambda s: s["services"]["safety"]["last_error"])

@@ -23,6 +23,7 @@ from tests.appliance.safety.processes import (
     TICK_MS,
     Client,
     Supervisor,
+    run_supervisor,
     safety_toml,
     start_supervisor,
     wait_level,
@@ -172,22 +173,8 @@ def test_a_latched_trip_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_only_one_supervisor_owns_the_line(sup: Supervisor, tmp_path: Path) -> None:
-    second = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "appliance",
-            "safety",
-            "--config",
-            str(tmp_path / "appliance.toml"),
-            "--data-dir",
-            str(sup.data),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, JOURNAL_ENV: str(tmp_path / "j2")},
-        timeout=30,
+    second = run_supervisor(
+        tmp_path / "appliance.toml", sup.data, {**os.environ, JOURNAL_ENV: str(tmp_path / "j2")}
     )
     assert second.returncode == 1 and "already owns" in second.stderr
     client = Client(sup.data)
@@ -206,22 +193,7 @@ def test_only_one_supervisor_owns_the_line(sup: Supervisor, tmp_path: Path) -> N
 def test_a_bad_config_exits_2_before_touching_anything(tmp_path: Path, toml: str, message: str) -> None:
     config = tmp_path / "appliance.toml"
     config.write_text(toml)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "appliance",
-            "safety",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=30,
-    )
+    result = run_supervisor(config, tmp_path / "data")
     assert result.returncode == 2 and message in result.stderr
     assert not (tmp_path / "data").exists()
 
@@ -230,23 +202,7 @@ def test_no_gpio_backend_is_an_error_not_a_mock(tmp_path: Path) -> None:
     config = tmp_path / "appliance.toml"
     config.write_text(safety_toml().replace('gpio = "mock", ', ""))
     env = {k: v for k, v in os.environ.items() if k != "APPLIANCE_GPIO"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "appliance",
-            "safety",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=30,
-    )
+    result = run_supervisor(config, tmp_path / "data", env)
     assert result.returncode == 1 and "no GPIO backend available" in result.stderr
 
 

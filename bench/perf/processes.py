@@ -1,0 +1,112 @@
+"""The appliance's processes as `bench perf` runs them: `appliance run` with the admin credential it
+printed, and `appliance safety` on its own, both watching the mock line's journal given to them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hal.gpio.mock import JOURNAL_ENV
+
+
+@dataclass
+class Runtime:
+    """`appliance run` as a child process, with the admin credential it printed."""
+
+    proc: subprocess.Popen[str]
+    url: str = ""
+    lines: list[str] = field(default_factory=list)
+
+    def post(self, path: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        data = json.dumps(body or {}).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, headers={"Authorization": f"Bearer {token}"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.load(exc)
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            return json.load(response)
+
+
+def start_runtime(config: Path, data: Path, journal: Path) -> Runtime:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "run", "--config", str(config), "--data-dir", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=open(data.parent / "appliance.log", "a"),  # noqa: SIM115 - the child owns it from here
+        text=True,
+        env={**os.environ, JOURNAL_ENV: str(journal), "PYTHONUNBUFFERED": "1"},
+    )
+    runtime = Runtime(proc)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        runtime.lines.append(line)
+        if line.startswith("status page: "):
+            runtime.url = line.split(": ", 1)[1].strip()
+            break
+    if not runtime.url:
+        proc.kill()
+        log = (data.parent / "appliance.log").read_text()[-2000:]
+        raise RuntimeError(f"appliance run did not start: {''.join(runtime.lines)}{log}")
+    threading.Thread(target=lambda: runtime.lines.extend(proc.stdout or []), daemon=True).start()
+    return runtime
+
+
+def credential(runtime: Runtime) -> str:
+    """The credential a first start prints right after the status page line."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for line in runtime.lines:
+            if match := re.match(r"admin credential .*: admin / (\S+)", line):
+                return match.group(1)
+        time.sleep(0.02)
+    raise RuntimeError("appliance run printed no admin credential")
+
+
+def stop_runtime(runtime: Runtime) -> None:
+    if runtime.proc.poll() is None:
+        runtime.proc.send_signal(signal.SIGCONT)
+        runtime.proc.terminate()
+    try:
+        runtime.proc.wait(15)
+    except subprocess.TimeoutExpired:
+        runtime.proc.kill()
+        runtime.proc.wait()
+
+
+@contextlib.contextmanager
+def supervisor(config: Path, data: Path, journal: Path) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "safety", "--config", str(config), "--data-dir", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, JOURNAL_ENV: str(journal)},
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "safety supervisor ready":
+        proc.kill()
+        raise RuntimeError("appliance safety did not start")
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
