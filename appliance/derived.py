@@ -13,6 +13,8 @@ from appliance.config.models import RegisterSettings
 from appliance.features import ChannelFeatures, FeatureSnapshot
 from appliance.records import Quality, Reading
 
+SIGNIFICANT_DIGITS = 6  # of a feature's value; the inputs (16-bit registers, ADC samples) resolve fewer
+
 
 class DerivedChannels:
     """Feature state for every channel of one device that asks for features."""
@@ -64,9 +66,17 @@ class DerivedChannels:
         return self._emit(channel, ts, values)
 
     def _emit(self, channel: str, ts: float, values: list[tuple[str, float | None, str]]) -> list[Reading]:
-        # a feature not known yet (baseline still learning, too few samples) is left out, not sent as None
+        # A feature not known yet (baseline still learning, too few samples) is left out, not sent as None.
+        # Features are estimates: past SIGNIFICANT_DIGITS their digits are noise that costs disk and link.
         return [
-            Reading(self.device, f"{channel}.{name}", value, unit, ts, Quality.OK)
+            Reading(
+                self.device,
+                f"{channel}.{name}",
+                float(f"{value:.{SIGNIFICANT_DIGITS}g}"),
+                unit,
+                ts,
+                Quality.OK,
+            )
             for name, value, unit in values
             if value is not None
         ]

@@ -36,6 +36,23 @@ class Reading(NamedTuple):
         return f"{self.device}.{self.channel}"
 
 
+class Priority(enum.IntEnum):
+    """A record's class on the way upstream; lower numbers go first and are evicted last."""
+
+    CRITICAL = 0  # sent at once, never evicted
+    IMPORTANT = 1
+    NORMAL = 2
+    BACKGROUND = 3  # sent only on an unmetered link, thinned first when the disk fills
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, label: str) -> Priority:
+        return cls[label.upper()]
+
+
 class Severity(enum.StrEnum):
     CRITICAL = "critical"  # stop the line
     WARNING = "warning"  # needs a person: inspect the part, check the sensor

@@ -92,6 +92,11 @@ class Runtime:
             self.safety = SafetyLink(
                 config.safety, config_path, data_dir, self.rules.causes, self.publish_events, self._recorded
             )
+        self.sync: Service | None = None
+        if config.sync is not None:  # paho and zstandard are loaded only by a box that syncs
+            from appliance.sync.service import SyncService
+
+            self.sync = SyncService(config.sync, self.store, config.device.id, config_path.parent)
         qc_alarm = self.trip if config.safety is not None and config.safety.trip_on_qc else None
         self.qc = (
             QcPipeline(
@@ -104,10 +109,12 @@ class Runtime:
         # the safety link before any rule can fire, a line's master before the pollers of its slaves.
         qc = [self.qc] if self.qc is not None else []
         safety = [self.safety] if self.safety is not None else []
+        sync = [self.sync] if self.sync is not None else []
         self.services: list[Service] = [
             *world,
             self.loop_monitor,
             self.store,
+            *sync,
             *safety,
             *field,
             *qc,
@@ -153,6 +160,7 @@ class Runtime:
             "hal": hal_status(self.hardware) if self.hardware else None,
             "qc": self.qc.details() if self.qc is not None and self.qc.running else None,
             "estop": self._estop(),
+            "sync": self._sync(),
             "runtime": {
                 "version": VERSION,
                 "pid": os.getpid(),
@@ -182,6 +190,12 @@ class Runtime:
                 ]
             )
         return accepted, message, self._estop() or {}
+
+    def _sync(self) -> dict[str, Any]:
+        """CONTRACT.md's `sync` section; without a [sync] section everything stays in the store."""
+        if self.sync is None:
+            return {"tier": "disabled", "backlog": None, "last_ok": None}
+        return self.sync.details()
 
     def _estop(self) -> dict[str, Any] | None:
         if self.safety is None or self.rules is None:

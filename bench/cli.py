@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import logging
+import signal
+import sqlite3
 import sys
+import threading
 from pathlib import Path
 
 from appliance.config.loader import DEFAULT_CONFIG, ConfigError
 from bench.config import load_bench_config
 from bench.world import run_world
+
+UPSTREAM_READY = "upstream receiver ready"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +35,22 @@ def main(argv: list[str] | None = None) -> int:
     perf = commands.add_parser("perf", help="run the benchmarks; print a table and optionally write JSON")
     perf.add_argument("--quick", action="store_true", help="shorter runs, for a smoke test")
     perf.add_argument("--json", type=Path, help="write the results here (CONTRACT.md's format)")
+    upstream = commands.add_parser(
+        "upstream",
+        help="receive the appliance's batches over MQTT and HTTP(S) into a ledger, or report on it",
+    )
+    upstream.add_argument("--db", type=Path, required=True, help="the ledger: a SQLite file")
+    upstream.add_argument("--report", action="store_true", help="print the ledger's report as JSON and exit")
+    upstream.add_argument("--mqtt", type=address, metavar="HOST:PORT", help="subscribe at this broker")
+    upstream.add_argument("--prefix", default="edge", help="MQTT topic prefix (default: edge)")
+    upstream.add_argument("--http", type=address, metavar="HOST:PORT", help="take POST /v1/batches here")
+    upstream.add_argument("--ca", type=Path, help="CA: checks the broker, and HTTPS clients must show a cert")
+    upstream.add_argument("--cert", type=Path, help="our certificate: MQTT client, HTTPS server")
+    upstream.add_argument("--key", type=Path, help="the key of --cert")
+    upstream.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
+    if args.command == "upstream":
+        return run_upstream(args)
     if args.command == "perf":
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -54,4 +76,49 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:  # pymodbus: "Could not start listen" on a busy port
         print(f"bench sim: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def address(text: str) -> tuple[str, int]:
+    """HOST:PORT, for argparse."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def run_upstream(args: argparse.Namespace) -> int:
+    """`bench upstream`: serve until SIGINT or SIGTERM, or with --report print the ledger's report."""
+    from bench.upstream.ledger import report
+    from bench.upstream.receiver import Receiver, Tls
+
+    if args.report:
+        if not args.db.exists():
+            print(f"bench upstream: no ledger at {args.db}", file=sys.stderr)
+            return 2
+        with contextlib.closing(sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)) as conn:
+            print(json.dumps(report(conn), indent=2))
+        return 0
+    if args.mqtt is None and args.http is None:
+        print("bench upstream: give --mqtt HOST:PORT, --http HOST:PORT or both", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s upstream %(levelname)s %(message)s",
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        receiver = Receiver(args.db, args.mqtt, args.prefix, args.http, Tls(args.ca, args.cert, args.key))
+        receiver.start(timeout=30)
+    except (OSError, TimeoutError) as exc:  # a busy port, unreadable certificates, no broker
+        print(f"bench upstream: {exc}", file=sys.stderr)
+        return 1
+    if args.http is not None:
+        print(f"upstream http {receiver.url}/v1/batches", flush=True)
+    print(UPSTREAM_READY, flush=True)
+    stop.wait()
+    receiver.stop()
     return 0

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from appliance.config.qc import QcSettings
 from appliance.config.safety import SafetySettings
+from appliance.config.sync import ClassSettings, SyncSettings
 from appliance.features import WaveformSettings
 from drivers.modbus.registers import ByteOrder, DataType, Point, RegisterMap, Table
 
@@ -69,6 +70,9 @@ class StoreSettings(Settings):
     path: Annotated[str, Field(min_length=1)] = "appliance.db"
     commit_interval_ms: Annotated[int, Field(ge=1, le=60_000)] = 200
     batch_max: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    # The database's share of the disk; past it the oldest records go, lowest class first (docs/sync.md).
+    quota_mb: Annotated[float, Field(gt=0, le=10_000_000)] = 1024.0
+    classes: ClassSettings = ClassSettings()
 
 
 class FeatureSettings(Settings):
@@ -269,6 +273,7 @@ class ApplianceConfig(Settings):
     # starts that simulated world beside the runtime.
     qc: QcSettings | None = None
     safety: SafetySettings | None = None
+    sync: SyncSettings | None = None
     bench: dict[str, Any] | None = None
 
     def cross_check(self, folder: Path | None = None) -> list[tuple[str, str]]:

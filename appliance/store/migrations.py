@@ -43,6 +43,36 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_ts ON events (ts);
     """,
+    # 3: the outbox. Every record carries its priority class (0 critical .. 3 background); per stream and
+    # class a cursor says how far records are in batches, and batches stay until the upstream has them.
+    # The store's id names this file upstream: a new file starts its batch sequences at 1 again.
+    """
+    ALTER TABLE readings ADD COLUMN prio INTEGER NOT NULL DEFAULT 2;
+    CREATE INDEX readings_outbox ON readings (prio, id);
+    ALTER TABLE events ADD COLUMN prio INTEGER NOT NULL DEFAULT 2;
+    CREATE INDEX events_outbox ON events (prio, id);
+    CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    INSERT INTO store_meta VALUES ('store_id', lower(hex(randomblob(8))));
+    CREATE TABLE outbox_cursor (
+        stream TEXT NOT NULL,
+        prio INTEGER NOT NULL,
+        batched_id INTEGER NOT NULL DEFAULT 0,
+        next_seq INTEGER NOT NULL DEFAULT 1,
+        thinned INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (stream, prio)
+    ) WITHOUT ROWID;
+    CREATE TABLE outbox_batches (
+        stream TEXT NOT NULL,
+        prio INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        first_id INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        created REAL NOT NULL,
+        payload BLOB NOT NULL,
+        PRIMARY KEY (stream, prio, seq)
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,36 +1,47 @@
-"""The store service: one writer thread that commits readings in batches to SQLite in WAL mode.
+"""The store service: one writer thread that commits records in batches to SQLite in WAL mode.
 
-Durability: a reading counts as committed (`rows_committed`) once its transaction has committed.
-Committed readings survive a crash or SIGKILL of the process. With `synchronous=NORMAL` in WAL mode
-a power cut may lose the last commits but never corrupts the file. Readings handed to `write()` but
-not yet committed are lost on a crash; on a clean stop they are all committed.
+Durability: a record counts as committed (`rows_committed`, `events_committed`) once its transaction has
+committed. Committed records survive a crash or SIGKILL of the process. With `synchronous=NORMAL` in WAL
+mode a power cut may lose the last commits but never corrupts the file. Records handed to `write()` but not
+yet committed (at most `commit_interval_ms` of them) are lost on a crash; a critical record ends the wait
+and is committed at once. On a clean stop everything queued is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
+import collections
 import logging
-import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlite_utils
 
 from appliance.config.models import StoreSettings
-from appliance.records import Event, Quality, Reading
+from appliance.records import Event, Priority, Quality, Reading
 from appliance.service import Service
+from appliance.store import queries, quota
+from appliance.store.classes import Classifier
 from appliance.store.migrations import check_not_newer, migrate, schema_version
 
 log = logging.getLogger(__name__)
 
 QUALITY_CODES = {Quality.OK: 0, Quality.STALE: 1, Quality.ERROR: 2}
-MAX_PENDING_BATCHES = 10_000  # when full, new readings are dropped and counted (the poller never blocks)
+MAX_PENDING_BATCHES = 10_000  # when full, new records are dropped and counted (the poller never blocks)
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """Work for the writer's thread, in a transaction of its own, in its place in the queue."""
+
+    fn: Callable[[sqlite3.Connection], Any]
+    future: Future[Any]
 
 
 def connect(path: Path) -> sqlite_utils.Database:
@@ -48,6 +59,15 @@ def connect(path: Path) -> sqlite_utils.Database:
     return db
 
 
+def _written_bytes() -> int:
+    """Bytes this thread has handed to write(2) so far: the WAL frames and the checkpoints' page writes."""
+    try:
+        with open("/proc/thread-self/io") as io:
+            return next(int(line.split()[1]) for line in io if line.startswith("wchar:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
 class Store(Service):
     """Owns the database file; everyone else hands it records through `write()`."""
 
@@ -57,18 +77,27 @@ class Store(Service):
         super().__init__()
         self.settings = settings
         self.path = data_dir / settings.path
-        self._queue: queue.Queue[Sequence[Reading | Event] | None] = queue.Queue(
-            MAX_PENDING_BATCHES
-        )  # None: stop
-        self.events_committed = 0
+        self.classes = Classifier(settings.classes)
+        # The writer takes everything queued at once: one wake-up per commit, not one per write, so a busy
+        # event loop and the writer do not hand the GIL back and forth for every poll.
+        self._pending: collections.deque[Sequence[Reading | Event] | Op | None] = collections.deque()
+        self._arrived = threading.Event()  # something is queued
+        self._wake = threading.Event()  # commit now: a critical record, an op, the stop
         self._thread: threading.Thread | None = None
         self._db: sqlite_utils.Database | None = None
-        self._channel_ids: dict[tuple[str, str], int] = {}
+        self._channels: dict[tuple[str, str], tuple[int, int]] = {}  # (device, channel) -> (id, class)
+        self.listeners: list[Callable[[set[Priority]], None]] = []  # told after each commit, writer thread
         self.rows_committed = 0
+        self.events_committed = 0
         self.commits = 0
         self.dropped = 0
+        self._drop_logged = -10.0
         self.commit_errors = 0
         self.last_commit_ms = 0.0
+        self.bytes_written = 0
+        self.evicted: dict[str, int] = {}  # "stream.class.delivered|thinned" -> records
+        self.over_quota = False
+        self.used_bytes = 0
         self.schema: int | None = None
 
     async def open(self) -> None:
@@ -81,127 +110,236 @@ class Store(Service):
 
     async def close(self) -> None:
         if self._thread is not None:
-            await asyncio.to_thread(self._queue.put, None)  # after everything already queued
+            self._enqueue(None, urgent=True)  # after everything already queued
             await asyncio.to_thread(self._thread.join)
             self._thread = None
         if self._db is not None:
             self._db.conn.close()
             self._db = None
 
-    def write(self, readings: Sequence[Reading | Event]) -> None:
-        """Queue readings (and events) for the next commit; never blocks."""
-        try:
-            self._queue.put_nowait(readings)
-        except queue.Full:
-            self.dropped += len(readings)
-            log.warning("store queue full: dropped %d readings", len(readings))
+    def write(self, records: Sequence[Reading | Event]) -> None:
+        """Queue readings and events for the next commit; never blocks."""
+        if records:
+            self._enqueue(records, self._urgent(records))
+
+    def _enqueue(self, item: Sequence[Reading | Event] | Op | None, urgent: bool) -> None:
+        if item is not None and not isinstance(item, Op) and len(self._pending) >= MAX_PENDING_BATCHES:
+            self.dropped += len(item)
+            if time.monotonic() - self._drop_logged >= 10.0:  # a flood of drops is one line, not thousands
+                self._drop_logged = time.monotonic()
+                log.warning("store queue full: %d records dropped so far", self.dropped)
+            return
+        self._pending.append(item)
+        if urgent:
+            self._wake.set()
+        self._arrived.set()
+
+    def call(self, fn: Callable[[sqlite3.Connection], Any]) -> Future[Any]:
+        """Run `fn(conn)` on the writer thread in a transaction of its own, after what is queued before."""
+        future: Future[Any] = Future()
+        self._enqueue(Op(fn, future), urgent=True)
+        return future
+
+    def reader(self) -> sqlite3.Connection:
+        """A read-only connection of the caller's own."""
+        return queries.reader(self.path)
+
+    @property
+    def pending(self) -> int:
+        """Writes queued and not yet committed."""
+        return len(self._pending)
 
     def details(self) -> dict[str, Any]:
+        records = self.rows_committed + self.events_committed
         return {
             "path": str(self.path),
             "schema": self.schema,
             "rows_committed": self.rows_committed,
             "events_committed": self.events_committed,
             "commits": self.commits,
-            "pending_batches": self._queue.qsize(),
+            "pending_batches": self.pending,
             "dropped": self.dropped,
             "commit_errors": self.commit_errors,
             "last_commit_ms": round(self.last_commit_ms, 3),
+            "used_mb": round(self.used_bytes / 1e6, 3),
+            "quota_mb": self.settings.quota_mb,
+            "over_quota": self.over_quota,
+            "evicted": dict(self.evicted),
+            "bytes_written_per_record": round(self.bytes_written / records, 1) if records else None,
         }
+
+    def events_since(self, since_id: int, limit: int = 500) -> list[dict[str, Any]]:
+        """Committed events with id > since_id, oldest first."""
+        return queries.events(self.path, "id > ? ORDER BY id LIMIT ?", (since_id, limit))
+
+    def recent_events(self, kind_prefix: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest committed events whose kind starts with `kind_prefix`, newest first."""
+        return queries.events(
+            self.path,
+            "kind >= ? AND kind < ? ORDER BY id DESC LIMIT ?",
+            (kind_prefix, kind_prefix + "\uffff", limit),
+        )
 
     def _write_loop(self) -> None:
         interval = self.settings.commit_interval_ms / 1000
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
+        while True:
+            self._arrived.wait()
+            self._arrived.clear()
+            if not self._pending:
+                continue
+            if not self._wake.is_set():  # let a batch's worth gather, unless something cannot wait
+                self._wake.wait(interval)
+            self._wake.clear()
+            if self._drain():
                 break
-            batch = list(first)
-            deadline = time.monotonic() + interval
-            while len(batch) < self.settings.batch_max:
-                try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
+        while self._pending:  # ops queued behind the stop are refused, not left hanging
+            if isinstance(left := self._pending.popleft(), Op):
+                left.future.set_exception(RuntimeError("store stopped"))
+
+    def _drain(self) -> bool:
+        """Commit everything queued, in batches of at most batch_max, ops in their place; True at the stop."""
+        batch: list[Reading | Event] = []
+        while self._pending:
+            item = self._pending.popleft()
+            if item is None or isinstance(item, Op):
+                if batch:
+                    self._commit_until_done(batch, stopping=item is None)
+                    batch = []
                 if item is None:
-                    stopping = True
-                    break
-                batch.extend(item)
-            self._commit_until_done(batch, stopping)
+                    return True
+                self._run_op(item)
+                continue
+            batch.extend(item)
+            if len(batch) >= self.settings.batch_max:
+                self._commit_until_done(batch, stopping=False)
+                batch = []
+        if batch:
+            self._commit_until_done(batch, stopping=False)
+        return False
+
+    def _urgent(self, records: Sequence[Reading | Event]) -> bool:
+        """A critical record among them: commit now rather than wait for the interval."""
+        critical, classes = Priority.CRITICAL, self.classes
+        if type(records[0]) is Reading and not classes.critical_sensors:
+            return False  # the common case, a poll's readings with no critical sensor configured: no loop
+        for record in records:
+            if type(record) is Event:
+                if classes.event(record) is critical:
+                    return True
+            elif classes.critical_sensors and classes.sensor(cast(Reading, record).sensor_id) is critical:
+                return True
+        return False
+
+    def _run_op(self, op: Op) -> None:
+        fn, future = op.fn, op.future
+        if not future.set_running_or_notify_cancel():
+            return
+        assert self._db is not None
+        conn = self._db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = self._account(lambda: fn(conn))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    def _account(self, work: Callable[[], Any]) -> Any:
+        before = _written_bytes()
+        try:
+            return work()
+        finally:
+            self.bytes_written += _written_bytes() - before
 
     def _commit_until_done(self, batch: list[Reading | Event], stopping: bool) -> None:
         while True:
             try:
-                self._commit(batch)
-                return
+                prios = self._account(lambda: self._commit(batch))
+                break
             except sqlite3.Error as exc:
                 self.commit_errors += 1
                 if stopping:
-                    log.error("store: could not commit %d readings at stop: %s", len(batch), exc)
+                    log.error("store: could not commit %d records at stop: %s", len(batch), exc)
                     self.dropped += len(batch)
                     return
                 log.error("store commit failed (%s); retrying in 1 s", exc)
                 time.sleep(1.0)
+        for listener in self.listeners:
+            listener(prios)
+        self._check_quota()
 
-    def _commit(self, batch: list[Reading | Event]) -> None:
+    def _commit(self, batch: list[Reading | Event]) -> set[Priority]:
         assert self._db is not None
         conn = self._db.conn
         began = time.perf_counter()
-        events = [e for e in batch if isinstance(e, Event)]
-        readings = [r for r in batch if isinstance(r, Reading)]
+        events = [e for e in batch if type(e) is Event]
+        readings = cast(list[Reading], [r for r in batch if type(r) is not Event] if events else batch)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            rows = [(self._channel_id(conn, r), r.ts, r.value, QUALITY_CODES[r.quality]) for r in readings]
+            # The hot loop of ingest: one dict lookup per reading, the class comes with the channel's id.
+            channels, codes = self._channels, QUALITY_CODES
+            rows: list[tuple[int, float, float | str | None, int, int]] = []
+            append = rows.append
+            for r in readings:
+                channel = channels.get((r.device, r.channel)) or self._channel(conn, r)
+                append((channel[0], r.ts, r.value, codes[r.quality], channel[1]))
             conn.executemany(
-                "INSERT INTO readings (channel_id, ts, value, quality) VALUES (?, ?, ?, ?)", rows
+                "INSERT INTO readings (channel_id, ts, value, quality, prio) VALUES (?, ?, ?, ?, ?)", rows
             )
-            if events:
+            event_rows = [
+                (e.ts, e.kind, str(e.severity), e.source, e.message, e.data_json(), self.classes.event(e))
+                for e in events
+            ]
+            if event_rows:
                 conn.executemany(
-                    "INSERT INTO events (ts, kind, severity, source, message, data) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: E501
-                    [(e.ts, e.kind, str(e.severity), e.source, e.message, e.data_json()) for e in events],
+                    "INSERT INTO events (ts, kind, severity, source, message, data, prio)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    event_rows,
                 )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
-            self._channel_ids.clear()  # ids inserted in the rolled-back transaction are gone
+            self._channels.clear()  # ids inserted in the rolled-back transaction are gone
             raise
         self.last_commit_ms = (time.perf_counter() - began) * 1000
         self.commits += 1
         self.rows_committed += len(readings)
         self.events_committed += len(events)
+        return {Priority(p) for p in {row[4] for row in rows} | {row[6] for row in event_rows}}
 
-    def events_since(self, since_id: int, limit: int = 500) -> list[dict[str, Any]]:
-        """Committed events with id > since_id, oldest first, from a reader connection of its own (WAL
-        lets it read while the writer writes)."""
-        return self._events("id > ? ORDER BY id LIMIT ?", (since_id, limit))
+    def _check_quota(self) -> None:
+        assert self._db is not None
+        conn = self._db.conn
+        self.used_bytes = quota.used_bytes(conn)
+        if self.used_bytes <= self.settings.quota_mb * 1e6:
+            self.over_quota = False
+            return
+        try:
+            done = self._account(lambda: quota.enforce(conn, int(self.settings.quota_mb * 1e6)))
+        except sqlite3.Error as exc:
+            log.error("store: eviction failed: %s", exc)
+            return
+        for how, counts in (("delivered", done.delivered), ("thinned", done.thinned)):
+            for (stream, prio), n in counts.items():
+                key = f"{stream}.{prio.label}.{how}"
+                self.evicted[key] = self.evicted.get(key, 0) + n
+        if done.total:
+            log.warning("store over its quota: evicted %d records (%s)", done.total, self.evicted)
+        if done.over_quota and not self.over_quota:
+            log.error(
+                "store still over its %.0f MB quota: only critical records are left", self.settings.quota_mb
+            )
+        self.over_quota = done.over_quota
+        self.used_bytes = quota.used_bytes(conn)
 
-    def recent_events(self, kind_prefix: str, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest committed events whose kind starts with `kind_prefix`, newest first."""
-        return self._events(
-            "kind >= ? AND kind < ? ORDER BY id DESC LIMIT ?", (kind_prefix, kind_prefix + "\uffff", limit)
-        )
-
-    def _events(self, where: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as conn:
-            rows = conn.execute(
-                "SELECT id, ts, kind, severity, source, message, data FROM events WHERE " + where, params
-            ).fetchall()
-        return [
-            {
-                "id": r[0],
-                "ts": r[1],
-                "kind": r[2],
-                "severity": r[3],
-                "source": r[4],
-                "message": r[5],
-                "data": json.loads(r[6]),
-            }
-            for r in rows
-        ]
-
-    def _channel_id(self, conn: sqlite3.Connection, reading: Reading) -> int:
+    def _channel(self, conn: sqlite3.Connection, reading: Reading) -> tuple[int, int]:
         key = (reading.device, reading.channel)
-        if (cached := self._channel_ids.get(key)) is not None:
+        if (cached := self._channels.get(key)) is not None:
             return cached
         conn.execute(
             "INSERT INTO channels (device, channel, unit) VALUES (?, ?, ?)"
@@ -209,5 +347,5 @@ class Store(Service):
             (reading.device, reading.channel, reading.unit),
         )
         found = conn.execute("SELECT id FROM channels WHERE device = ? AND channel = ?", key).fetchone()
-        self._channel_ids[key] = int(found[0])
-        return int(found[0])
+        self._channels[key] = (int(found[0]), int(self.classes.sensor(reading.sensor_id)))
+        return self._channels[key]

@@ -47,13 +47,14 @@ class Runtime:
 
 
 def start_runtime(config: Path, data: Path, journal: Path) -> Runtime:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "run", "--config", str(config), "--data-dir", str(data)],
-        stdout=subprocess.PIPE,
-        stderr=open(data.parent / "appliance.log", "a"),  # noqa: SIM115 - the child owns it from here
-        text=True,
-        env={**os.environ, JOURNAL_ENV: str(journal), "PYTHONUNBUFFERED": "1"},
-    )
+    with open(data.parent / "appliance.log", "a") as log:  # the child keeps its own copy of the file
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "run", "--config", str(config), "--data-dir", str(data)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, JOURNAL_ENV: str(journal), "PYTHONUNBUFFERED": "1"},
+        )
     runtime = Runtime(proc)
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -63,8 +64,8 @@ def start_runtime(config: Path, data: Path, journal: Path) -> Runtime:
             break
     if not runtime.url:
         proc.kill()
-        log = (data.parent / "appliance.log").read_text()[-2000:]
-        raise RuntimeError(f"appliance run did not start: {''.join(runtime.lines)}{log}")
+        tail = (data.parent / "appliance.log").read_text()[-2000:]
+        raise RuntimeError(f"appliance run did not start: {''.join(runtime.lines)}{tail}")
     threading.Thread(target=lambda: runtime.lines.extend(proc.stdout or []), daemon=True).start()
     return runtime
 

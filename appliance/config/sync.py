@@ -1,0 +1,115 @@
+"""The `[store.classes]` and `[sync]` sections: priority classes, the upstream, the link tier policy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+ClassName = Literal["critical", "important", "normal", "background"]
+TierName = Literal["minimal", "conservative", "normal", "unmetered"]
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _check_host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT (port 1-65535), got {value!r}")
+    return value
+
+
+class ClassSettings(_Settings):
+    """Which priority class each record gets when it is stored (docs/sync.md).
+
+    `sensors` maps glob patterns over sensor ids (DEVICE.CHANNEL, features included) to a class and
+    `event_kinds` patterns over event kinds; the first matching pattern wins, in file order.
+    """
+
+    readings: ClassName = "normal"
+    # by severity; defaults critical -> critical, warning -> important, info -> normal
+    events: dict[Literal["critical", "warning", "info"], ClassName] = {}
+    sensors: dict[Annotated[str, Field(min_length=1)], ClassName] = {}
+    event_kinds: dict[Annotated[str, Field(min_length=1)], ClassName] = {}
+
+
+class TlsSettings(_Settings):
+    """TLS to the upstream: the CA that signed its certificate and, for mutual TLS, our certificate and key
+    (files on the data partition; the key never lives in the config file)."""
+
+    ca: Annotated[str, Field(min_length=1)] | None = None  # None: the system's CAs
+    cert: Annotated[str, Field(min_length=1)] | None = None
+    key: Annotated[str, Field(min_length=1)] | None = None
+    server_name: str | None = None  # checked against the certificate; default: the host we connect to
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> TlsSettings:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together (mutual TLS needs both)")
+        return self
+
+
+class MqttUpstream(_Settings):
+    """An MQTT broker: QoS 1, persistent session, a retained last will (docs/sync.md, Topic layout)."""
+
+    type: Literal["mqtt"]
+    broker: Annotated[str, AfterValidator(_check_host_port)]
+    topic_prefix: Annotated[str, Field(pattern=r"^[^#+/][^#+]*[^#+/]$|^[^#+/]$")] = "edge"
+    client_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None  # default: the device id
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    username: str | None = None
+    password_file: str | None = None  # a file holding the password (secrets never live in this file)
+    tls: TlsSettings | None = None
+
+
+class HttpsUpstream(_Settings):
+    """An HTTP(S) endpoint: each batch is POSTed to `{url}/v1/batches`; a 2xx answer acknowledges it."""
+
+    type: Literal["https"]
+    url: Annotated[str, Field(pattern=r"^https?://[^/\s]+(/\S*)?$")]
+    tls: TlsSettings | None = None
+    token_file: str | None = None  # a file holding a bearer token, sent as `Authorization: Bearer ...`
+
+
+Upstream = Annotated[MqttUpstream | HttpsUpstream, Field(discriminator="type")]
+
+
+class TierOverride(_Settings):
+    """Changes to one tier's row of the default policy (MISSION.md's table)."""
+
+    classes: list[ClassName] | None = None
+    zstd_level: Annotated[int, Field(ge=1, le=22)] | None = None
+    batch_records: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    batch_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] | None = None
+    interval_s: Annotated[float, Field(ge=0, le=86400)] | None = None
+
+
+class ThresholdSettings(_Settings):
+    """Where the measured goodput puts the link, and how sticky the tier is."""
+
+    minimal_below_mbit: Annotated[float, Field(gt=0)] = 5.0
+    normal_above_mbit: Annotated[float, Field(gt=0)] = 25.0
+    hysteresis: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    hold_s: Annotated[float, Field(ge=0, le=3600)] = 10.0
+    probe_interval_s: Annotated[float, Field(ge=1, le=86400)] = 60.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdSettings:
+        if self.minimal_below_mbit >= self.normal_above_mbit:
+            raise ValueError("minimal_below_mbit must be below normal_above_mbit")
+        return self
+
+
+class SyncSettings(_Settings):
+    """Sending the store's records upstream, most important first, as far as the link allows."""
+
+    upstream: Upstream
+    metered: bool = False  # a hint: a metered link never reaches the unmetered tier
+    link: Literal["ethernet", "wifi", "cellular", "satellite", "other"] = "other"  # reported only
+    max_tier: TierName | None = None  # never go above this tier
+    max_inflight: Annotated[int, Field(ge=1, le=64)] = 8  # batches sent and not yet acknowledged
+    ack_timeout_s: Annotated[float, Field(gt=0, le=600)] = 15.0
+    thresholds: ThresholdSettings = ThresholdSettings()
+    tiers: dict[TierName, TierOverride] = {}

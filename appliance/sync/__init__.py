@@ -1,0 +1,1 @@
+"""Sync: the outbox, link tiers and the transports that carry records upstream."""

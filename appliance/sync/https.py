@@ -1,0 +1,135 @@
+"""Upstream over HTTP(S): each batch is POSTed to `{url}/v1/batches`; a 2xx answer acknowledges it.
+
+One worker thread sends in order over a kept-alive connection. A failure (no connection, a timeout, a
+5xx or 429) marks the link down and the same batch is tried again with backoff, so order within a class
+holds; a 4xx other than 429 means the upstream refuses the batch for good: it is logged and, so that one
+bad batch cannot block the outbox forever, acknowledged (the receiver's 4xx is its statement that it has
+seen it and will not take it).
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import queue
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+from appliance.config.sync import HttpsUpstream
+from appliance.sync.transport import Ack, StateChange, Transport, tls_context
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 30.0
+_STOP = object()
+
+
+class HttpsTransport(Transport):
+    kind = "https"
+
+    def __init__(self, settings: HttpsUpstream, device: str, folder: Path) -> None:
+        super().__init__()
+        self.settings = settings
+        self.device = device
+        url = urllib.parse.urlsplit(settings.url)
+        self.secure = url.scheme == "https"
+        self.host, self.port = url.hostname or "", url.port or (443 if self.secure else 80)
+        self.base = url.path.rstrip("/")
+        self.context = tls_context(settings.tls, folder) if self.secure and settings.tls else None
+        if self.secure and self.context is None:
+            import ssl
+
+            self.context = ssl.create_default_context()
+        self.token = (folder / settings.token_file).read_text().strip() if settings.token_file else None
+        self._queue: queue.Queue[tuple[str, bytes, object] | object] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._conn: http.client.HTTPConnection | None = None
+        self._on_ack: Ack = lambda token: None
+        self._on_state: StateChange = lambda up: None
+
+    def start(self, on_ack: Ack, on_state: StateChange) -> None:
+        self._on_ack, self._on_state = on_ack, on_state
+        self._thread = threading.Thread(target=self._run, name="sync-https", daemon=True)
+        self._thread.start()
+        self._queue.put(("/v1/probe", b"", None))  # connect now, so the link's state is known early
+
+    def send(self, stream: str, priority: str, payload: bytes, token: object) -> None:
+        self._queue.put(("/v1/batches", payload, token))
+
+    def probe(self, payload: bytes, token: object) -> None:
+        self._queue.put(("/v1/probe", payload, token))
+
+    def stop(self) -> None:
+        self._queue.put(_STOP)
+        if self._thread is not None:
+            self._thread.join(timeout=TIMEOUT_S + 5)
+        if self._conn is not None:
+            self._conn.close()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not _STOP:
+            assert isinstance(item, tuple)
+            path, payload, token = item
+            delay = 1.0
+            while not self._post(path, payload):
+                if self._wait_or_stop(delay):
+                    return
+                delay = min(delay * 2, 30.0)
+            if token is not None:
+                self._on_ack(token)
+
+    def _wait_or_stop(self, seconds: float) -> bool:
+        """Sleep before a retry; True if a stop was asked for meanwhile (the batch stays in the outbox)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.2))
+            with self._queue.mutex:
+                if _STOP in self._queue.queue:
+                    return True
+        return False
+
+    def _post(self, path: str, payload: bytes) -> bool:
+        """True once the upstream has the batch (or refused it for good)."""
+        headers = {"Content-Type": "application/octet-stream", "X-Device": self.device}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            conn = self._connection()
+            conn.request("POST", self.base + path, body=payload, headers=headers)
+            answer = conn.getresponse()
+            body = answer.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._down(f"{type(exc).__name__}: {exc}")
+            return False
+        self.bytes_sent += len(payload)
+        if answer.status >= 500 or answer.status == 429:
+            self._down(f"HTTP {answer.status}: {body[:200]!r}")
+            return False
+        if answer.status >= 300:
+            log.error("upstream refused a batch for good: HTTP %d %s", answer.status, body[:200])
+        if not self.connected:
+            self.connected, self.last_error = True, None
+            self._on_state(True)
+        return True
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            if self.secure:
+                self._conn = http.client.HTTPSConnection(
+                    self.host, self.port, timeout=TIMEOUT_S, context=self.context
+                )
+            else:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT_S)
+        return self._conn
+
+    def _down(self, error: str) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self.last_error = error
+        if self.connected:
+            log.warning("upstream %s:%d down: %s", self.host, self.port, error)
+            self.connected = False
+        self._on_state(False)

@@ -1,0 +1,65 @@
+"""What the sync service needs of a way upstream: send a batch, hear its acknowledgement, know the link."""
+
+from __future__ import annotations
+
+import abc
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.config.sync import HttpsUpstream, MqttUpstream, TlsSettings
+
+Ack = Callable[[object], None]  # called with the token given to send(), on the transport's thread
+StateChange = Callable[[bool], None]  # connected or not, on the transport's thread
+
+
+class Transport(abc.ABC):
+    """Delivers batches at least once; acknowledges each only once the upstream has it."""
+
+    kind = "transport"
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.bytes_sent = (
+            0  # protocol packets handed to the socket: the bytes on the wire before TCP/IP and TLS
+        )
+        self.last_error: str | None = None
+
+    @abc.abstractmethod
+    def start(self, on_ack: Ack, on_state: StateChange) -> None:
+        """Connect (and keep reconnecting) in the background."""
+
+    @abc.abstractmethod
+    def send(self, stream: str, priority: str, payload: bytes, token: object) -> None:
+        """Hand a batch over without blocking; `on_ack(token)` follows once the upstream has it."""
+
+    @abc.abstractmethod
+    def probe(self, payload: bytes, token: object) -> None:
+        """Send filler the upstream throws away, to measure the link; acknowledged like a batch."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Disconnect cleanly (an orderly stop publishes no last will)."""
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": self.kind, "connected": self.connected, "last_error": self.last_error}
+
+
+def tls_context(settings: TlsSettings, folder: Path) -> ssl.SSLContext:
+    """A client context that checks the upstream's certificate and, for mutual TLS, shows ours."""
+    context = ssl.create_default_context(cafile=str(folder / settings.ca) if settings.ca else None)
+    if settings.cert is not None and settings.key is not None:
+        context.load_cert_chain(str(folder / settings.cert), str(folder / settings.key))
+    return context
+
+
+def build_transport(upstream: MqttUpstream | HttpsUpstream, device: str, folder: Path) -> Transport:
+    """The transport for the `[sync.upstream]` section; relative file names start at `folder`."""
+    if isinstance(upstream, MqttUpstream):
+        from appliance.sync.mqtt import MqttTransport
+
+        return MqttTransport(upstream, device, folder)
+    from appliance.sync.https import HttpsTransport
+
+    return HttpsTransport(upstream, device, folder)

@@ -1,0 +1,212 @@
+"""A sync rig: a simulated line, a real mosquitto, the receiver, and `appliance run` syncing between them.
+
+Used by the sync fault tests and `bench perf`'s sync section. Four sensors on one Modbus device give the
+four priority classes; the policy sends every class in every tier at a short interval, so that all of them
+move all the time. `account()` holds the receiver's record against the store: every record the store ever
+held (ids are dense, 1..max) must have arrived, or been thinned by the quota and reported so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.perf.processes import Runtime, start_runtime
+from bench.perf.world import sim_world
+from bench.upstream.broker import Mosquitto
+from bench.upstream.receiver import Receiver
+
+SENSORS = {"alarm": "critical", "pressure": "important", "temperature": "normal", "vibration": "background"}
+
+WORLD = """
+[[bench.modbus_tcp]]
+name = "line"
+port = {port}
+[[bench.modbus_tcp.registers]]
+table = "input"
+address = 0
+datatype = "float32"
+signal = {{ type = "sine", mean = 20.0, amplitude = 5.0, period_s = 7.0 }}
+[[bench.modbus_tcp.registers]]
+table = "input"
+address = 2
+datatype = "int16"
+scale = 0.1
+signal = {{ type = "sine", mean = 150.0, amplitude = 30.0, period_s = 5.0 }}
+[[bench.modbus_tcp.registers]]
+table = "input"
+address = 3
+datatype = "int16"
+signal = {{ type = "sine", mean = 0.5, amplitude = 0.5, period_s = 3.0 }}
+[[bench.modbus_tcp.registers]]
+table = "input"
+address = 4
+datatype = "int16"
+scale = 0.001
+signal = {{ type = "sine", mean = 1.0, amplitude = 0.8, period_s = 0.9 }}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RigSettings:
+    poll_interval_s: float = 0.05
+    interval_s: float = 0.3  # every tier sends every class this often
+    max_inflight: int = 4
+    quota_mb: float = 1024.0
+    keepalive_s: int = 5
+    broker_host: str = "127.0.0.1"
+    netns_prefix: list[str] = field(default_factory=list)  # run the broker inside a network namespace
+    extra_sync: str = ""  # more keys for [sync]
+
+
+def appliance_config(settings: RigSettings, sim_port: int, broker_port: int, devices: bool = True) -> str:
+    tiers = "".join(
+        f'[sync.tiers.{tier}]\nclasses = ["critical", "important", "normal", "background"]\n'
+        f"interval_s = {settings.interval_s}\n"
+        for tier in ("minimal", "conservative", "normal", "unmetered")
+    )
+    classes = ", ".join(f'"line.{name}" = "{klass}"' for name, klass in SENSORS.items())
+    registers = "".join(
+        f'{{ channel = "{name}", table = "input", address = {address}, datatype = "{kind}"{more} }},\n'
+        for name, address, kind, more in (
+            ("temperature", 0, "float32", ', unit = "degC"'),
+            ("pressure", 2, "int16", ', scale = 0.1, unit = "bar"'),
+            ("alarm", 3, "int16", ""),
+            ("vibration", 4, "int16", ', scale = 0.001, unit = "g"'),
+        )
+    )
+    line = (
+        f'[devices.line]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {sim_port}\n'
+        f"poll_interval_s = {settings.poll_interval_s}\ntimeout_s = 0.5\nregisters = [\n{registers}]\n"
+    )
+    return (
+        '[device]\nid = "sync-box"\n[http]\nlisten = "127.0.0.1:0"\n'
+        f"[store]\ncommit_interval_ms = 50\nquota_mb = {settings.quota_mb}\n"
+        f"[store.classes]\nsensors = {{ {classes} }}\n"
+        + (line if devices else "")
+        + f"[sync]\nmax_inflight = {settings.max_inflight}\nack_timeout_s = 10.0\n{settings.extra_sync}\n"
+        f'[sync.upstream]\ntype = "mqtt"\nbroker = "{settings.broker_host}:{broker_port}"\n'
+        f"keepalive_s = {settings.keepalive_s}\n" + tiers
+    )
+
+
+class SyncRig:
+    """The whole chain on one desk; use as a context manager."""
+
+    def __init__(self, folder: Path, settings: RigSettings | None = None) -> None:
+        self.folder = folder
+        self.settings = settings or RigSettings()
+        self.data = folder / "data"
+        self.broker = Mosquitto(
+            folder / "broker", free_port(), host=self.settings.broker_host, prefix=self.settings.netns_prefix
+        )
+        self.receiver = Receiver(folder / "receiver.db", (self.settings.broker_host, self.broker.port))
+        self._stack = contextlib.ExitStack()
+        self.sim_port = free_port()
+
+    def __enter__(self) -> SyncRig:
+        self._stack.enter_context(sim_world("[bench]\n" + WORLD.format(port=self.sim_port)))
+        (self.folder / "broker").mkdir(exist_ok=True)
+        self.broker.start()
+        self._stack.callback(self.broker.stop)
+        self.receiver.start()
+        self._stack.callback(self.receiver.stop)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def start(self, devices: bool = True) -> Runtime:
+        """`appliance run` on the rig's data directory (without devices: only drains the outbox)."""
+        config = self.folder / ("appliance.toml" if devices else "drain.toml")
+        config.write_text(appliance_config(self.settings, self.sim_port, self.broker.port, devices))
+        return start_runtime(config, self.data, self.folder / "journal")
+
+    @staticmethod
+    def stop(runtime: Runtime, sig: int = signal.SIGTERM) -> None:
+        runtime.proc.send_signal(sig)
+        runtime.proc.wait(30)
+        if runtime.proc.stdout is not None:
+            runtime.proc.stdout.close()
+
+    @staticmethod
+    def wait(runtime: Runtime, predicate: Any, timeout: float, what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            sync = runtime.get("api/v1/status")["sync"]
+            if predicate(sync):
+                return dict(sync)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: not within {timeout} s; sync status: {sync}")
+            time.sleep(0.1)
+
+    def drain(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Run without devices until the outbox is empty and acknowledged; the sync status at the end."""
+        runtime = self.start(devices=False)
+        try:
+            return self.wait(
+                runtime,
+                lambda s: s["backlog"] and not any(s["backlog"].values()) and not s["inflight"],
+                timeout,
+                "outbox drained",
+            )
+        finally:
+            self.stop(runtime)
+
+    def produced(self) -> dict[str, int]:
+        """Records the store ever held, per stream: ids are dense from 1 and the newest is never evicted."""
+        with contextlib.closing(sqlite3.connect(self.data / "appliance.db")) as conn:
+            return {
+                s: conn.execute(f"SELECT coalesce(max(id), 0) FROM {s}").fetchone()[0]
+                for s in ("readings", "events")
+            }
+
+    def account(self) -> dict[str, Any]:
+        """Produced, delivered unique, thinned and the ratio per stream, with the receiver's findings."""
+        report = self.receiver.report()
+        produced = self.produced()
+        streams = {}
+        for stream, count in produced.items():
+            groups = [g for g in report["streams"].values() if g["stream"] == stream]
+            unique = sum(g["unique_records"] for g in groups)
+            thinned = sum(g["thinned"] for g in groups)
+            streams[stream] = {
+                "produced": count,
+                "delivered_unique": unique,
+                "thinned": thinned,
+                "ratio": round((unique + thinned) / count, 6) if count else 1.0,
+            }
+        total = sum(produced.values())
+        delivered = sum(s["delivered_unique"] + s["thinned"] for s in streams.values())
+        return {
+            "streams": streams,
+            "delivered_unique_over_produced": round(delivered / total, 6) if total else 1.0,
+            "duplicate_batches": report["duplicate_batches"],
+            "duplicate_records": report["duplicate_records"],
+            "missing_seqs": report["missing_seqs"],
+            "order_violations": report["order_violations"],
+            "bad_batches": report["bad_batches"],
+            "thinned_by_class": {
+                g["class"]: g["thinned"] for g in report["streams"].values() if g["thinned"]
+            },
+        }
+
+
+@contextlib.contextmanager
+def sync_rig(settings: RigSettings | None = None) -> Iterator[SyncRig]:
+    with tempfile.TemporaryDirectory(prefix="sync-rig-") as folder, SyncRig(Path(folder), settings) as rig:
+        yield rig
