@@ -40,7 +40,8 @@ class TierRule:
     interval_s: float  # how long a non-critical class may wait before its backlog goes; critical never waits
 
 
-_SMALL, _MEDIUM, _LARGE = (1000, 64 * KIB), (5000, 512 * KIB), (20000, 2 * MIB)  # records, bytes
+# records, bytes: "small" is small on the wire; a minimal link's batches carry many compact readings
+_SMALL, _MEDIUM, _LARGE = (10000, 64 * KIB), (20000, 512 * KIB), (50000, 2 * MIB)
 
 # MISSION.md's table. Offline keeps the minimal row's packing, so whatever reads it sees sane numbers.
 DEFAULT_RULES: Mapping[LinkTier, TierRule] = MappingProxyType(

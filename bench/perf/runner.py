@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.models.mobilenet_builder import mobilenet_v2_like
 from bench.models.tflite_builder import write
-from bench.perf import modbus, qc, safety
+from bench.perf import modbus, qc, safety, store, sync
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 DEMO_LABELS = ["ok", "scratch", "missing_hole", "crack", "stain", "misplaced"]
@@ -25,6 +25,9 @@ GOALS = {  # ratio key: (comparison, goal) from MISSION.md
     "rtu_cycle_over_floor": ("<=", 1.05),
     "trip_latency_p99_ms": ("<=", 1.0),
     "fault_drops_ok": (">=", 1.0),
+    "ingest_over_raw": (">=", 0.85),
+    "bytes_over_gzip_json": ("<=", 0.30),
+    "delivered_unique_over_produced": (">=", 1.0),
 }
 
 
@@ -47,6 +50,8 @@ def run(quick: bool) -> dict[str, Any]:
         "qc": _qc(quick),
         "modbus": modbus.run(quick, _free_port()),
         "safety": safety.run(quick),
+        "store": store.run(quick),
+        "sync": sync.run(quick),
     }
     result["meta"]["seconds"] = round(time.time() - began, 1)
     return result

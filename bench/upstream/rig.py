@@ -188,20 +188,24 @@ class SyncRig:
                 "produced": count,
                 "delivered_unique": unique,
                 "thinned": thinned,
-                "ratio": round((unique + thinned) / count, 6) if count else 1.0,
+                "accounted": round((unique + thinned) / count, 6) if count else 1.0,
             }
+        groups_all = list(report["streams"].values())  # one store here: its groups are the classes
         total = sum(produced.values())
-        delivered = sum(s["delivered_unique"] + s["thinned"] for s in streams.values())
+        delivered = sum(s["delivered_unique"] for s in streams.values())
+        accounted = delivered + sum(s["thinned"] for s in streams.values())
         return {
             "streams": streams,
             "delivered_unique_over_produced": round(delivered / total, 6) if total else 1.0,
+            "accounted_over_produced": round(accounted / total, 6) if total else 1.0,  # thinned ones reported
+            "unique_by_class": {f"{g['stream']}.{g['class']}": g["unique_records"] for g in groups_all},
             "duplicate_batches": report["duplicate_batches"],
             "duplicate_records": report["duplicate_records"],
             "missing_seqs": report["missing_seqs"],
             "order_violations": report["order_violations"],
             "bad_batches": report["bad_batches"],
             "thinned_by_class": {
-                g["class"]: g["thinned"] for g in report["streams"].values() if g["thinned"]
+                f"{g['stream']}.{g['class']}": g["thinned"] for g in groups_all if g["thinned"]
             },
         }
 

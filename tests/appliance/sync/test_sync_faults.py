@@ -3,14 +3,17 @@ at-least-once bound (max_inflight batches per interruption), and order holds wit
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.netshape import NetShapeUnavailable, ShapedLink
 from bench.upstream.broker import find_mosquitto
 from bench.upstream.rig import RigSettings, SyncRig
 
@@ -28,7 +31,7 @@ def assert_all_delivered(rig: SyncRig, interruptions: int) -> dict[str, Any]:
     a window of duplicates, nothing out of order, no sequence number missing."""
     found = rig.account()
     assert found["delivered_unique_over_produced"] == 1.0, found
-    assert found["streams"]["readings"]["produced"] > 0, found
+    assert found["streams"]["readings"]["produced"] > 0 and not found["thinned_by_class"], found
     assert found["missing_seqs"] == 0 and found["order_violations"] == 0 and found["bad_batches"] == 0, found
     assert found["duplicate_batches"] <= (interruptions + 1) * rig.settings.max_inflight, found
     return found
@@ -77,3 +80,53 @@ def test_runtime_killed_in_the_middle_of_a_sync_again_and_again(tmp_path: Path) 
     # the kills did land mid-sync: often with batches sent and not yet acknowledged
     assert sum(1 for n in inflight_at_kill if n) >= kills // 2, inflight_at_kill
     assert found["streams"]["readings"]["produced"] > kills * 20
+
+
+def test_link_flapping_every_few_seconds(tmp_path: Path) -> None:
+    try:
+        link = ShapedLink()
+    except NetShapeUnavailable as exc:
+        pytest.skip(str(exc))
+    with link:
+        settings = RigSettings(broker_host=link.upstream_ip, netns_prefix=link.exec_prefix)
+        with SyncRig(tmp_path, settings) as rig:
+            runtime = rig.start()
+            rig.wait(runtime, lambda s: s["records_acked"] > 50, 20, "first records acknowledged")
+            flaps = 6
+            link.flap(period_s=6.0, count=flaps)  # 3 s down, 3 s up
+            deadline = time.monotonic() + 60
+            while link.flapping and time.monotonic() < deadline:
+                rig.wait(runtime, lambda s: True, 1, "status")  # the runtime keeps serving meanwhile
+                time.sleep(0.5)
+            link.stop_flap()
+            rig.wait(runtime, caught_up, 90, "backlog sent")
+            rig.stop(runtime)
+            rig.drain()
+            assert_all_delivered(rig, interruptions=flaps)
+
+
+def test_quota_reached_while_the_broker_is_down(tmp_path: Path) -> None:
+    with SyncRig(tmp_path, RigSettings(quota_mb=0.4, poll_interval_s=0.02)) as rig:
+        runtime = rig.start()
+        rig.wait(runtime, lambda s: s["records_acked"] > 50, 20, "first records acknowledged")
+        rig.broker.stop()
+        status: dict[str, Any] = {}
+        thinned: dict[str, int] = {}
+        deadline = time.monotonic() + 90
+        while not thinned.get("readings.background.thinned") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            status = runtime.get("api/v1/status")
+            thinned = status["services"]["store"]["evicted"]
+        assert thinned.get("readings.background.thinned"), status["services"]["store"]
+        rig.broker.start()
+        rig.wait(runtime, caught_up, 90, "backlog sent")
+        rig.stop(runtime)
+        rig.drain()
+        found = rig.account()
+        with contextlib.closing(sqlite3.connect(rig.data / "appliance.db")) as conn:
+            critical = conn.execute("SELECT count(*) FROM readings WHERE prio = 0").fetchone()[0]
+    # every record arrived or was thinned and reported so; critical and important ones all arrived
+    assert found["accounted_over_produced"] == 1.0, found
+    assert set(found["thinned_by_class"]) <= {"readings.background", "readings.normal"}, found
+    assert found["unique_by_class"]["readings.critical"] == critical > 0, found
+    assert found["missing_seqs"] == 0 and found["order_violations"] == 0, found

@@ -30,14 +30,14 @@ def test_link_tiers_are_ordered_from_worst_to_best() -> None:
 @pytest.mark.parametrize(
     ("tier", "rule"),
     [
-        (LinkTier.OFFLINE, TierRule(frozenset(), 19, 1000, 64 * KIB, 300.0)),
-        (LinkTier.MINIMAL, TierRule(frozenset({Priority.CRITICAL}), 19, 1000, 64 * KIB, 300.0)),
+        (LinkTier.OFFLINE, TierRule(frozenset(), 19, 10000, 64 * KIB, 300.0)),
+        (LinkTier.MINIMAL, TierRule(frozenset({Priority.CRITICAL}), 19, 10000, 64 * KIB, 300.0)),
         (
             LinkTier.CONSERVATIVE,
-            TierRule(ALL - {Priority.NORMAL, Priority.BACKGROUND}, 12, 5000, 512 * KIB, 60.0),
+            TierRule(ALL - {Priority.NORMAL, Priority.BACKGROUND}, 12, 20000, 512 * KIB, 60.0),
         ),
-        (LinkTier.NORMAL, TierRule(ALL - {Priority.BACKGROUND}, 6, 20000, 2 * MIB, 15.0)),
-        (LinkTier.UNMETERED, TierRule(ALL, 6, 20000, 2 * MIB, 15.0)),
+        (LinkTier.NORMAL, TierRule(ALL - {Priority.BACKGROUND}, 6, 50000, 2 * MIB, 15.0)),
+        (LinkTier.UNMETERED, TierRule(ALL, 6, 50000, 2 * MIB, 15.0)),
     ],
 )
 def test_default_rules_follow_the_mission_table(tier: LinkTier, rule: TierRule) -> None:
