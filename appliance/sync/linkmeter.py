@@ -17,8 +17,9 @@ RTT_WINDOW = 20  # RTT samples the minimum is taken over
 MIN_GOODPUT_BYTES = 16 * KIB  # smaller transfers are mostly latency on any link worth measuring
 MIN_TRANSFER_S = 1e-3  # floor of a transfer's time beyond the RTT, against dividing by noise
 FAILURES_PER_STEP = 3  # failures in a row that take the tier one step down
-PROBE_FIRST, PROBE_MIN, PROBE_MAX = 64 * KIB, 32 * KIB, 4 * MIB
-PROBE_RTTS = 8  # a probe lasting this many RTTs measures the link rather than the latency
+PROBE_FIRST, PROBE_MIN, PROBE_MAX = 64 * KIB, 32 * KIB, 1 * MIB
+PROBE_S = 0.25  # a probe lasting this long at the estimate dwarfs RTTs and a shaper's burst allowance
+QUEUEING = 4.0  # smoothed RTT over the minimum past this: transfers queue, the link is slower than thought
 METERED_PROBE_S = 900.0  # a metered link pays for probes: only this rarely, and the smallest
 
 
@@ -144,8 +145,10 @@ class LinkMeter:
                 return PROBE_MIN
             if self._goodput is None:
                 return PROBE_FIRST
-            rtt = self._srtt if self._srtt is not None else self._goodput_took
-            return int(min(max(self._goodput * 1e6 / 8 * rtt * PROBE_RTTS, PROBE_MIN), PROBE_MAX))
+            rtt_min = min(self._rtts, default=None)
+            if rtt_min is not None and self._srtt is not None and self._srtt > QUEUEING * max(rtt_min, 1e-3):
+                return PROBE_MIN  # a probe sized for the old estimate could hold a slower link for seconds
+            return int(min(max(self._goodput * 1e6 / 8 * PROBE_S, PROBE_MIN), PROBE_MAX))
 
     def status(self) -> dict[str, Any]:
         with self._lock:

@@ -70,6 +70,7 @@ class SyncService(Service):
         self._draining: set[Priority] = set()
         self._drained_at: dict[Priority, float] = {}
         self._busy_since, self._busy_bytes = 0.0, 0  # since the window last became non-empty
+        self._probe: _Probe | None = None  # the probe in flight
         self._backlog: dict[Priority, tuple[int, float | None]] = {}
         self._backlog_at = 0.0
         self.last_ok: float | None = None  # wall clock of the last acknowledgement
@@ -136,6 +137,7 @@ class SyncService(Service):
                 return
             if isinstance(token, _Probe):
                 self.meter.transfer(token.nbytes, now - token.sent)
+                self._probe = None
                 continue
             assert isinstance(token, Batch)
             entry = self._inflight.pop(token.key, None)
@@ -178,8 +180,12 @@ class SyncService(Service):
             self.transport.send(batch.stream, batch.prio.label, batch.payload, batch)
             self.batches_sent += 1
             self.payload_bytes += len(batch.payload)
-        if not self._inflight and (size := self.meter.probe_size()):
-            self.transport.probe(os.urandom(size), _Probe(size))
+        if self._probe is not None and now - self._probe.sent > self.settings.ack_timeout_s:
+            self.meter.failure()  # a probe that long on the way measured nothing but a bad link
+            self._probe = None
+        if not self._inflight and self._probe is None and (size := self.meter.probe_size()):
+            self._probe = _Probe(size)  # one at a time: probes must not pile up in front of the batches
+            self.transport.probe(os.urandom(size), self._probe)
 
     def _next(self, packer: BatchPacker, classes: frozenset[Priority], now: float) -> Batch | None:
         for i, waiting in enumerate(self._unsent):

@@ -175,10 +175,22 @@ class SyncRig:
                 for s in ("readings", "events")
             }
 
-    def account(self) -> dict[str, Any]:
-        """Produced, delivered unique, thinned and the ratio per stream, with the receiver's findings."""
-        report = self.receiver.report()
+    def account(self, settle_s: float = 30.0) -> dict[str, Any]:
+        """Produced, delivered unique, thinned and the ratio per stream, with the receiver's findings, once
+        the receiver has everything or has heard nothing new for 2 s (the broker may still be forwarding
+        what it acknowledged, over a slow link)."""
         produced = self.produced()
+        deadline, quiet_since, last = time.monotonic() + settle_s, time.monotonic(), -1
+        while True:
+            report = self.receiver.report()
+            got = report["unique_records"] + report["thinned"]
+            if got != last:
+                quiet_since, last = time.monotonic(), got
+            if got >= sum(produced.values()) or time.monotonic() - quiet_since > 2.0:
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         streams = {}
         for stream, count in produced.items():
             groups = [g for g in report["streams"].values() if g["stream"] == stream]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.upstream.broker import find_mosquitto
+from bench.upstream.rig import SyncRig
 from tests.conftest import ROOT, ApplianceProcess, bench_config, free_port, start_appliance
 
 pytestmark = pytest.mark.browser
@@ -178,3 +180,28 @@ def test_the_page_shows_the_stop_output_trip_and_reset(browser: object, tmp_path
         page.close()
     finally:
         app.close()
+
+
+def test_the_page_shows_the_sync_tier_and_backlog(browser: object, tmp_path: Path) -> None:
+    if find_mosquitto() is None:
+        pytest.skip("needs mosquitto (./dev test installs it when root)")
+    with SyncRig(tmp_path) as rig:
+        runtime = rig.start()
+        try:
+            rig.wait(runtime, lambda s: s["records_acked"] > 0, 20, "records acknowledged")
+            page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+            page.goto(runtime.url)
+            page.locator('#sync-backlog tr[data-class="background"]').wait_for(timeout=10_000)
+            assert page.locator("#sync-disabled").is_hidden()
+            assert "connected" in page.locator("#sync-kpis").inner_text()
+            classes = page.locator("#sync-backlog tr").evaluate_all("rows => rows.map(r => r.dataset.class)")
+            assert classes == ["critical", "important", "normal", "background"]
+            rig.broker.stop()
+            page.wait_for_function(
+                "document.getElementById('sync-kpis').textContent.includes('offline')", timeout=20_000
+            )
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.locator("#sync-section").screenshot(path=str(SHOTS / "sync-offline.png"))
+            page.close()
+        finally:
+            rig.stop(runtime)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from appliance.sync.linkmeter import METERED_PROBE_S, PROBE_FIRST, PROBE_MAX, PROBE_MIN, LinkMeter
+from appliance.sync.linkmeter import METERED_PROBE_S, PROBE_FIRST, PROBE_MAX, PROBE_MIN, PROBE_S, LinkMeter
 from appliance.sync.tiers import KIB, MIB, LinkTier, TierThresholds
 
 T = LinkTier
@@ -174,13 +174,13 @@ def test_small_transfers_are_rtt_samples_not_goodput(clock: Clock) -> None:
     assert meter.status()["samples"] == 4
 
 
-def test_without_rtt_samples_the_goodput_and_the_probe_err_low(clock: Clock) -> None:
+def test_without_rtt_samples_the_goodput_errs_low(clock: Clock) -> None:
     meter = start(clock)
     seconds = took(256 * KIB, 10.0, 0.05)
     meter.transfer(256 * KIB, seconds)
     assert meter.status()["goodput_mbit"] == pytest.approx(256 * KIB * 8 / seconds / 1e6, rel=1e-3)  # 8.1
-    clock.now += 60.0  # a probe of 8 RTTs, the RTT taken as long as that whole transfer
-    assert meter.probe_size() == pytest.approx(8 * 256 * KIB, abs=1)
+    clock.now += 60.0  # a probe lasting PROBE_S at that estimate
+    assert meter.probe_size() == pytest.approx(256 * KIB / seconds * PROBE_S, abs=1)
 
 
 def test_failures_in_a_row_step_the_tier_down_at_once(clock: Clock) -> None:
@@ -260,17 +260,29 @@ def test_real_traffic_that_measures_the_link_makes_probes_unneeded(clock: Clock)
 @pytest.mark.parametrize(
     ("mbit", "rtt_s", "size"),
     [
-        (10.0, 0.05, 10e6 / 8 * 8 * 0.0508),  # 8 RTTs at 10 Mbit/s (the RTT samples carry 1 KiB)
-        (50.0, 0.01, 50e6 / 8 * 8 * 0.0102),
+        (10.0, 0.05, 10e6 / 8 * PROBE_S),  # a quarter second at 10 Mbit/s
+        (4.0, 0.01, 4e6 / 8 * PROBE_S),
         (1.0, 0.002, PROBE_MIN),
-        (1000.0, 0.05, PROBE_MAX),
+        (50.0, 0.002, PROBE_MAX),
     ],
 )
-def test_probe_size_is_8_rtts(clock: Clock, mbit: float, rtt_s: float, size: float) -> None:
+def test_a_probe_lasts_a_quarter_second_at_the_estimate(
+    clock: Clock, mbit: float, rtt_s: float, size: float
+) -> None:
     meter = start(clock)
     traffic(meter, clock, [mbit] * 5, rtt_s, big=4 * MIB)
     clock.now += 60.0
-    assert meter.probe_size() == pytest.approx(size, rel=0.01)
+    assert meter.probe_size() == pytest.approx(size, rel=0.02)
+
+
+def test_a_link_that_got_slower_is_probed_small_first(clock: Clock) -> None:
+    meter = start(clock)
+    traffic(meter, clock, [50.0] * 5, 0.002, big=4 * MIB)  # 50 Mbit/s, 2 ms
+    for _ in range(8):  # the link is now 1 Mbit/s: small transfers queue behind each other
+        meter.transfer(SMALL, 0.5)
+    clock.now += 60.0
+    assert meter.status()["goodput_mbit"] > 40  # the estimate has not heard of it yet
+    assert meter.probe_size() == PROBE_MIN  # so the probe does not hold the slow link for seconds
 
 
 def test_a_metered_link_probes_rarely_and_small(clock: Clock) -> None:
