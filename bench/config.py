@@ -130,6 +130,17 @@ class CameraSim(_Settings):
     seed: int = 0
 
 
+class UpstreamSim(_Settings):
+    """The upstream: a mosquitto broker started here (`spawn_broker`) on `mqtt`'s port, and the receiver that
+    records every batch it gets over MQTT (and over HTTP when `http` is set) into `ledger`."""
+
+    mqtt: Annotated[str, Field(pattern=r"^[^:]+:\d{1,5}$")] | None = "127.0.0.1:1883"
+    spawn_broker: bool = True
+    http: Annotated[str, Field(pattern=r"^[^:]+:\d{1,5}$")] | None = None
+    prefix: Annotated[str, Field(min_length=1)] = "edge"
+    ledger: Annotated[str, Field(min_length=1)] = "/tmp/edge-appliance-bench/upstream.db"
+
+
 class BenchConfig(_Settings):
     """Everything `bench sim` starts."""
 
@@ -138,6 +149,7 @@ class BenchConfig(_Settings):
     serial_sensors: list[SerialSensorSim] = []
     cameras: list[CameraSim] = []
     control: Annotated[str, Field(pattern=r"^[^:]+:\d{1,5}$")] | None = None  # HOST:PORT of the fault API
+    upstream: UpstreamSim | None = None
 
 
 def load_bench_config(path: Path) -> BenchConfig:

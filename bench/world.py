@@ -14,6 +14,7 @@ from bench.control import ControlServer, FaultBoard
 from bench.modbus_slave import start_slaves
 from bench.rtu_line import SimulatedLine
 from bench.serial_sensor import SensorSettings, SimulatedSerialSensor, Wire
+from bench.upstream.world import SimulatedUpstream
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,12 @@ async def run_world(config: BenchConfig) -> None:
         for c in config.cameras
     }
     control: ControlServer | None = None
+    upstream = SimulatedUpstream(config.upstream) if config.upstream is not None else None
     tasks: list[asyncio.Task[None]] = []
     try:
+        if upstream is not None:
+            for announcement in await asyncio.to_thread(upstream.start):
+                print(announcement, flush=True)
         for line in lines:
             await line.serve()
         for name, camera in cameras.items():
@@ -87,5 +92,7 @@ async def run_world(config: BenchConfig) -> None:
         await asyncio.gather(*(s.shutdown() for s in slaves), *(line.shutdown() for line in lines))
         for sensor in sensors.values():
             sensor.stop()
+        if upstream is not None:
+            await asyncio.to_thread(upstream.stop)
         await asyncio.gather(*(c.stop() for c in cameras.values()))
         log.info("bench sim stopped")

@@ -1,10 +1,10 @@
 """Upstream over HTTP(S): each batch is POSTed to `{url}/v1/batches`; a 2xx answer acknowledges it.
 
-One worker thread sends in order over a kept-alive connection. A failure (no connection, a timeout, a
-5xx or 429) marks the link down and the same batch is tried again with backoff, so order within a class
-holds; a 4xx other than 429 means the upstream refuses the batch for good: it is logged and, so that one
-bad batch cannot block the outbox forever, acknowledged (the receiver's 4xx is its statement that it has
-seen it and will not take it).
+One worker thread sends in order over a kept-alive connection. Anything but a 2xx answer (no connection,
+a timeout, a 5xx, a 4xx) marks the link down and the same batch is tried again with backoff, so order
+within a class holds and nothing is dropped: a receiver that refuses a batch (a 400 from an older
+receiver, a 401 for a revoked token) stops the outbox, loudly, until someone fixes the receiver or the
+credentials; the records wait on the box.
 """
 
 from __future__ import annotations
@@ -104,11 +104,13 @@ class HttpsTransport(Transport):
             self._down(f"{type(exc).__name__}: {exc}")
             return False
         self.bytes_sent += len(payload)
-        if answer.status >= 500 or answer.status == 429:
-            self._down(f"HTTP {answer.status}: {body[:200]!r}")
+        if not 200 <= answer.status < 300:
+            self._down(f"HTTP {answer.status}: {body[:200].decode(errors='replace')}")
+            if 400 <= answer.status < 500 and answer.status not in (408, 429):
+                log.error(
+                    "upstream refuses a batch (HTTP %d): the outbox waits until it takes it", answer.status
+                )
             return False
-        if answer.status >= 300:
-            log.error("upstream refused a batch for good: HTTP %d %s", answer.status, body[:200])
         if not self.connected:
             self.connected, self.last_error = True, None
             self._on_state(True)

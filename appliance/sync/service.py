@@ -63,8 +63,9 @@ class SyncService(Service):
         self.transport: Transport | None = None
         self._wake = threading.Event()
         self._acks: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
         self._stopping = False
+        self._done = threading.Event()  # the loop has ended (set: none is running)
+        self._done.set()
         self._inflight: dict[tuple[str, Priority, int], tuple[Batch, float]] = {}
         self._unsent: list[Batch] = []  # from the store at start, or timed out: sent again first
         self._draining: set[Priority] = set()
@@ -78,18 +79,20 @@ class SyncService(Service):
         self.payload_bytes = 0
 
     async def open(self) -> None:
-        self.transport = build_transport(self.settings.upstream, self.device, self.folder)
-        packer = await asyncio.to_thread(BatchPacker, self.store, self.device)
+        build_transport(self.settings.upstream, self.device, self.folder)  # bad TLS files fail the start
         self.store.listeners.append(self._committed)
-        self._thread = threading.Thread(target=self._loop, args=(packer,), name="sync", daemon=True)
-        self._thread.start()
+
+    async def run(self) -> None:
+        """The sending loop on a thread of its own; an error ends it and the service restarts it with
+        backoff, with a new connection, from what the store holds."""
+        packer = await asyncio.to_thread(BatchPacker, self.store, self.device)
+        self.transport = build_transport(self.settings.upstream, self.device, self.folder)
+        await asyncio.to_thread(self._loop, packer)
 
     async def close(self) -> None:
         self._stopping = True
         self._wake.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
+        await asyncio.to_thread(self._done.wait, 60.0)
         if self._committed in self.store.listeners:
             self.store.listeners.remove(self._committed)
 
@@ -107,11 +110,12 @@ class SyncService(Service):
 
     def _loop(self, packer: BatchPacker) -> None:
         assert self.transport is not None
-        self._unsent = packer.waiting()
-        started = time.monotonic()
-        self._drained_at = dict.fromkeys(Priority, started)
-        self.transport.start(self._acked, self._state)
+        self._done.clear()
+        self._inflight, self._unsent, self._probe = {}, packer.waiting(), None
+        self._drained_at = dict.fromkeys(Priority, time.monotonic())
+        self._acks = queue.SimpleQueue()  # acknowledgements of an earlier connection are nobody's now
         try:
+            self.transport.start(self._acked, self._state)
             while not self._stopping:
                 self._wake.wait(timeout=0.5)
                 self._wake.clear()
@@ -120,13 +124,12 @@ class SyncService(Service):
                     self._backlog, self._backlog_at = packer.backlog(), time.monotonic()
                 if self.transport.connected:
                     self._send(packer)
-        except Exception:
-            log.exception("sync stopped on an error")  # the batches stay in the outbox for the next start
-            raise
-        finally:
+        finally:  # on an error the batches stay in the outbox for the next run
             self.transport.stop()
             self._take_acks(packer)
             packer.close()
+            self.meter.disconnected()
+            self._done.set()
 
     def _take_acks(self, packer: BatchPacker) -> None:
         now = time.monotonic()

@@ -15,6 +15,7 @@ import contextlib
 import gzip
 import json
 import random
+import re
 import signal
 import sqlite3
 import tempfile
@@ -41,6 +42,7 @@ def _configs(folder: Path, broker_port: int) -> tuple[Path, Path]:
         "interval_s = 0.0\n"  # the backlog goes as soon as the link is back, in minimal-tier batches
     )
     text = EXAMPLE.read_text().replace('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:0"')
+    text = re.sub(r"(?s)# --- sync.*?# --- end of sync ---", "", text)  # ours instead, to a broker we control
     text = text.replace('model = "../bench/models/', f'model = "{EXAMPLE.parents[1]}/bench/models/')
     world, drain = folder / "appliance.toml", folder / "drain.toml"
     world.write_text(text + sync)

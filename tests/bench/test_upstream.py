@@ -25,7 +25,7 @@ from bench.upstream.batches import BadBatch, parse
 from bench.upstream.broker import Mosquitto, TlsListener, find_mosquitto
 from bench.upstream.certs import Certificates, make_certificates
 from bench.upstream.receiver import Receiver, Tls
-from tests.appliance.sync.test_codec import head_bytes, modbus_shaped, sealed, synthetic, zstd
+from tests.appliance.sync.test_codec import bench_shaped, head_bytes, modbus_shaped, sealed, synthetic, zstd
 from tests.conftest import ROOT, free_port
 
 HOST = "127.0.0.1"
@@ -258,9 +258,9 @@ def test_bench_upstream_command_serves_until_signalled_then_reports(tmp_path: Pa
     assert json.loads(done.stdout)["unique_records"] == 2
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(6))
 def test_the_independent_decoder_agrees_with_the_appliance(seed: int) -> None:
-    rows = synthetic(500, seed) if seed % 2 else modbus_shaped(500)
+    rows = (synthetic(500, seed), modbus_shaped(500), bench_shaped(500))[seed % 3]
     header = BatchHeader(
         "press-1", "s", "readings", "background", 3, rows[0][0], rows[-1][0], len(rows), 0, 2.5
     )
