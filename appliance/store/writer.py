@@ -33,7 +33,9 @@ from appliance.store.migrations import check_not_newer, migrate, schema_version
 log = logging.getLogger(__name__)
 
 QUALITY_CODES = {Quality.OK: 0, Quality.STALE: 1, Quality.ERROR: 2}
-MAX_PENDING_BATCHES = 10_000  # when full, new records are dropped and counted (the poller never blocks)
+# Records queued and not yet committed, at most (some 75 MB): past it new records are dropped and counted, so
+# a stalled disk cannot take the memory and the poller never blocks.
+MAX_PENDING_RECORDS = 500_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +84,16 @@ class Store(Service):
         # event loop and the writer do not hand the GIL back and forth for every poll.
         self._pending: collections.deque[Sequence[Reading | Event] | Op | None] = collections.deque()
         self._arrived = threading.Event()  # something is queued
-        self._wake = threading.Event()  # commit now: a critical record, an op, the stop
+        self._wake = threading.Event()  # commit now: a critical record, a full batch, an op, the stop
+        self._gathered = 0  # records queued since the writer last woke
+        self._records_in = self._records_out = 0
+        self._written_seen = 0
+        self._count_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._db: sqlite_utils.Database | None = None
         self._channels: dict[tuple[str, str], tuple[int, int]] = {}  # (device, channel) -> (id, class)
-        self.listeners: list[Callable[[set[Priority]], None]] = []  # told after each commit, writer thread
+        # told after each commit, on the writer's thread, whether it held a critical record
+        self.listeners: list[Callable[[bool], None]] = []
         self.rows_committed = 0
         self.events_committed = 0
         self.commits = 0
@@ -123,14 +130,18 @@ class Store(Service):
             self._enqueue(records, self._urgent(records))
 
     def _enqueue(self, item: Sequence[Reading | Event] | Op | None, urgent: bool) -> None:
-        if item is not None and not isinstance(item, Op) and len(self._pending) >= MAX_PENDING_BATCHES:
-            self.dropped += len(item)
+        records = 0 if item is None or isinstance(item, Op) else len(item)
+        if records and self.pending + records > MAX_PENDING_RECORDS:
+            self.dropped += records
             if time.monotonic() - self._drop_logged >= 10.0:  # a flood of drops is one line, not thousands
                 self._drop_logged = time.monotonic()
                 log.warning("store queue full: %d records dropped so far", self.dropped)
             return
+        with self._count_lock:  # producers are the event loop and worker threads
+            self._records_in += records
         self._pending.append(item)
-        if urgent:
+        self._gathered += records  # approximate (the writer resets it): only decides when to wake
+        if urgent or self._gathered >= self.settings.batch_max:  # a full batch need not wait either
             self._wake.set()
         self._arrived.set()
 
@@ -146,8 +157,8 @@ class Store(Service):
 
     @property
     def pending(self) -> int:
-        """Writes queued and not yet committed."""
-        return len(self._pending)
+        """Records queued and not yet committed."""
+        return self._records_in - self._records_out
 
     def details(self) -> dict[str, Any]:
         records = self.rows_committed + self.events_committed
@@ -157,7 +168,7 @@ class Store(Service):
             "rows_committed": self.rows_committed,
             "events_committed": self.events_committed,
             "commits": self.commits,
-            "pending_batches": self.pending,
+            "pending_records": self.pending,
             "dropped": self.dropped,
             "commit_errors": self.commit_errors,
             "last_commit_ms": round(self.last_commit_ms, 3),
@@ -181,6 +192,7 @@ class Store(Service):
         )
 
     def _write_loop(self) -> None:
+        self._written_seen = _written_bytes()
         interval = self.settings.commit_interval_ms / 1000
         while True:
             self._arrived.wait()
@@ -190,6 +202,7 @@ class Store(Service):
             if not self._wake.is_set():  # let a batch's worth gather, unless something cannot wait
                 self._wake.wait(interval)
             self._wake.clear()
+            self._gathered = 0
             if self._drain():
                 break
         while self._pending:  # ops queued behind the stop are refused, not left hanging
@@ -210,6 +223,7 @@ class Store(Service):
                 self._run_op(item)
                 continue
             batch.extend(item)
+            self._records_out += len(item)  # only this thread counts out
             if len(batch) >= self.settings.batch_max:
                 self._commit_until_done(batch, stopping=False)
                 batch = []
@@ -250,16 +264,17 @@ class Store(Service):
             future.set_result(result)
 
     def _account(self, work: Callable[[], Any]) -> Any:
-        before = _written_bytes()
         try:
             return work()
-        finally:
-            self.bytes_written += _written_bytes() - before
+        finally:  # one look at the counter per commit: what this thread wrote since the last look
+            now = _written_bytes()
+            self.bytes_written += now - self._written_seen
+            self._written_seen = now
 
     def _commit_until_done(self, batch: list[Reading | Event], stopping: bool) -> None:
         while True:
             try:
-                prios = self._account(lambda: self._commit(batch))
+                critical = self._account(lambda: self._commit(batch))
                 break
             except sqlite3.Error as exc:
                 self.commit_errors += 1
@@ -270,10 +285,10 @@ class Store(Service):
                 log.error("store commit failed (%s); retrying in 1 s", exc)
                 time.sleep(1.0)
         for listener in self.listeners:
-            listener(prios)
+            listener(critical)
         self._check_quota()
 
-    def _commit(self, batch: list[Reading | Event]) -> set[Priority]:
+    def _commit(self, batch: list[Reading | Event]) -> bool:
         assert self._db is not None
         conn = self._db.conn
         began = time.perf_counter()
@@ -310,7 +325,10 @@ class Store(Service):
         self.commits += 1
         self.rows_committed += len(readings)
         self.events_committed += len(events)
-        return {Priority(p) for p in {row[4] for row in rows} | {row[6] for row in event_rows}}
+        critical = Priority.CRITICAL
+        return any(row[6] is critical for row in event_rows) or (
+            self.classes.critical_sensors and any(row[4] == critical for row in rows)
+        )
 
     def _check_quota(self) -> None:
         assert self._db is not None

@@ -96,8 +96,8 @@ class SyncService(Service):
         if self._committed in self.store.listeners:
             self.store.listeners.remove(self._committed)
 
-    def _committed(self, prios: set[Priority]) -> None:
-        if Priority.CRITICAL in prios:
+    def _committed(self, critical: bool) -> None:
+        if critical:  # critical records never wait for an interval
             self._wake.set()
 
     def _acked(self, token: object) -> None:

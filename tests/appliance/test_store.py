@@ -87,12 +87,12 @@ def test_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
 def test_a_full_queue_drops_and_counts_instead_of_blocking(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("appliance.store.writer.MAX_PENDING_BATCHES", 2)
+    monkeypatch.setattr("appliance.store.writer.MAX_PENDING_RECORDS", 6)
     store = Store(StoreSettings(), tmp_path)  # not started: nothing drains the queue
     for _ in range(4):
         store.write(readings(3))
     assert store.dropped == 6
-    assert store.status()["pending_batches"] == 2
+    assert store.status()["pending_records"] == 6
 
 
 WRITER = textwrap.dedent("""
