@@ -25,7 +25,8 @@ from bench.upstream.batches import BadBatch, parse
 from bench.upstream.broker import Mosquitto, TlsListener, find_mosquitto
 from bench.upstream.certs import Certificates, make_certificates
 from bench.upstream.receiver import Receiver, Tls
-from tests.appliance.sync.test_codec import bench_shaped, head_bytes, modbus_shaped, sealed, synthetic, zstd
+from tests.appliance.sync.test_codec import bench_shaped, modbus_shaped, synthetic
+from tests.appliance.sync.test_codec_refusals import head_bytes, sealed, zstd
 from tests.conftest import ROOT, free_port
 
 HOST = "127.0.0.1"
