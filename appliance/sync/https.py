@@ -17,7 +17,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from appliance.config.sync import HttpsUpstream
+from appliance.config.sync import HttpsUpstream, TlsSettings
 from appliance.sync.transport import Ack, StateChange, Transport, tls_context
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,7 @@ class HttpsTransport(Transport):
         self.secure = url.scheme == "https"
         self.host, self.port = url.hostname or "", url.port or (443 if self.secure else 80)
         self.base = url.path.rstrip("/")
-        self.context = tls_context(settings.tls, folder) if self.secure and settings.tls else None
-        if self.secure and self.context is None:
-            import ssl
-
-            self.context = ssl.create_default_context()
+        self.context = tls_context(settings.tls or TlsSettings(), folder) if self.secure else None
         self.token = (folder / settings.token_file).read_text().strip() if settings.token_file else None
         self._queue: queue.Queue[tuple[str, bytes, object] | object] = queue.Queue()
         self._thread: threading.Thread | None = None

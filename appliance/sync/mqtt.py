@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 _STATUS = object()  # the token of our own status messages: their PUBACKs are nobody's business
 
 
-def publish_size(topic: str, payload: bytes) -> int:
+def publish_size(topic: str, payload_bytes: int) -> int:
     """Bytes of an MQTT 3.1.1 QoS 1 PUBLISH packet: fixed header, topic, packet id, payload."""
-    remaining = 2 + len(topic.encode()) + 2 + len(payload)
+    remaining = 2 + len(topic.encode()) + 2 + payload_bytes
     length_bytes = 1 if remaining < 128 else 2 if remaining < 16384 else 3 if remaining < 2097152 else 4
     return 1 + length_bytes + remaining
 
@@ -91,7 +91,7 @@ class MqttTransport(Transport):
         self, topic: str, payload: bytes, token: object, retain: bool = False
     ) -> mqtt.MQTTMessageInfo:
         info = self.client.publish(topic, payload, qos=1, retain=retain)
-        self.bytes_sent += publish_size(topic, payload)
+        self.bytes_sent += publish_size(topic, len(payload))
         with self._lock:
             if info.mid not in self._early:
                 self._tokens[info.mid] = token

@@ -26,7 +26,7 @@ from appliance.store.outbox import Batch
 from appliance.sync.linkmeter import LinkMeter
 from appliance.sync.packer import BatchPacker
 from appliance.sync.policy import rules_from, thresholds_from
-from appliance.sync.tiers import LinkTier
+from appliance.sync.tiers import LinkTier, TierRule
 from appliance.sync.transport import Transport, build_transport
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ class SyncService(Service):
                 del self._inflight[key]
                 self._unsent.insert(0, late)
         while len(self._inflight) < self.settings.max_inflight:
-            batch = self._next(packer, rule.classes, now)
+            batch = self._next(packer, rule, now)
             if batch is None:
                 break
             if not self._inflight:
@@ -190,14 +190,13 @@ class SyncService(Service):
             self._probe = _Probe(size)  # one at a time: probes must not pile up in front of the batches
             self.transport.probe(os.urandom(size), self._probe)
 
-    def _next(self, packer: BatchPacker, classes: frozenset[Priority], now: float) -> Batch | None:
+    def _next(self, packer: BatchPacker, rule: TierRule, now: float) -> Batch | None:
         for i, waiting in enumerate(self._unsent):
-            if waiting.prio in classes and waiting.key not in self._inflight:
+            if waiting.prio in rule.classes and waiting.key not in self._inflight:
                 self.resent += 1
                 return self._unsent.pop(i)
-        rule = self.rules[self.meter.tier()]
-        for prio in sorted(classes):
-            if not self._due(packer, prio, now):
+        for prio in sorted(rule.classes):
+            if not self._due(packer, prio, rule, now):
                 continue
             for stream in STREAMS_IN_ORDER:
                 batch = packer.pack(stream, prio, rule.batch_records, rule.batch_bytes, rule.zstd_level)
@@ -207,8 +206,7 @@ class SyncService(Service):
             self._drained_at[prio] = now
         return None
 
-    def _due(self, packer: BatchPacker, prio: Priority, now: float) -> bool:
-        rule = self.rules[self.meter.tier()]
+    def _due(self, packer: BatchPacker, prio: Priority, rule: TierRule, now: float) -> bool:
         if prio is Priority.CRITICAL or prio in self._draining:
             return True
         if now - self._drained_at[prio] >= rule.interval_s or any(

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from appliance.sync.mqtt import publish_size
 from bench.netshape import NetShapeUnavailable, ShapedLink
 from bench.perf.processes import start_runtime
 from bench.upstream.broker import Mosquitto
@@ -93,8 +94,7 @@ def _compare(ledger: Path, store: Path) -> dict[str, Any]:
             "SELECT source, bytes FROM batches WHERE stream = 'readings' AND batch_id IS NOT NULL"
         ).fetchall()
         ids = [r[0] for r in conn.execute("SELECT id FROM records WHERE stream = 'readings' ORDER BY id")]
-    # an MQTT 3.1.1 PUBLISH at QoS 1: fixed header (1 + remaining-length bytes), topic, packet id, payload
-    wire = sum(1 + _length_bytes(2 + len(t) + 2 + n) + 2 + len(t) + 2 + n for t, n in batches)
+    wire = sum(publish_size(topic, n) for topic, n in batches)  # the packets as the broker passed them on
     with contextlib.closing(sqlite3.connect(store)) as conn:
         rows = conn.execute(
             "SELECT c.device, c.channel, r.value, c.unit, r.ts, r.quality FROM readings r"
@@ -119,10 +119,6 @@ def _compare(ledger: Path, store: Path) -> dict[str, Any]:
             "batches": len(batches),
         },
     }
-
-
-def _length_bytes(remaining: int) -> int:
-    return 1 if remaining < 128 else 2 if remaining < 16384 else 3 if remaining < 2097152 else 4
 
 
 def _faults(quick: bool) -> dict[str, Any]:

@@ -24,35 +24,24 @@ from bench.perf.world import sim_world
 from bench.upstream.broker import Mosquitto
 from bench.upstream.receiver import Receiver
 
-SENSORS = {"alarm": "critical", "pressure": "important", "temperature": "normal", "vibration": "background"}
+# One Modbus device, one sensor per class: name, class, address, datatype, scale, unit, and its sine
+SENSORS = [
+    ("temperature", "normal", 0, "float32", 1.0, "degC", (20.0, 5.0, 7.0)),
+    ("pressure", "important", 2, "int16", 0.1, "bar", (150.0, 30.0, 5.0)),
+    ("alarm", "critical", 3, "int16", 1.0, "", (0.5, 0.5, 3.0)),
+    ("vibration", "background", 4, "int16", 0.001, "g", (1.0, 0.8, 0.9)),
+]
 
-WORLD = """
-[[bench.modbus_tcp]]
-name = "line"
-port = {port}
-[[bench.modbus_tcp.registers]]
-table = "input"
-address = 0
-datatype = "float32"
-signal = {{ type = "sine", mean = 20.0, amplitude = 5.0, period_s = 7.0 }}
-[[bench.modbus_tcp.registers]]
-table = "input"
-address = 2
-datatype = "int16"
-scale = 0.1
-signal = {{ type = "sine", mean = 150.0, amplitude = 30.0, period_s = 5.0 }}
-[[bench.modbus_tcp.registers]]
-table = "input"
-address = 3
-datatype = "int16"
-signal = {{ type = "sine", mean = 0.5, amplitude = 0.5, period_s = 3.0 }}
-[[bench.modbus_tcp.registers]]
-table = "input"
-address = 4
-datatype = "int16"
-scale = 0.001
-signal = {{ type = "sine", mean = 1.0, amplitude = 0.8, period_s = 0.9 }}
-"""
+
+def world(port: int) -> str:
+    """The simulated line's [bench] table."""
+    registers = "".join(
+        f'[[bench.modbus_tcp.registers]]\ntable = "input"\naddress = {address}\ndatatype = "{kind}"\n'
+        f"scale = {scale}\n"
+        f'signal = {{ type = "sine", mean = {mean}, amplitude = {amplitude}, period_s = {period} }}\n'
+        for _, _, address, kind, scale, _, (mean, amplitude, period) in SENSORS
+    )
+    return f'[bench]\n[[bench.modbus_tcp]]\nname = "line"\nport = {port}\n' + registers
 
 
 def free_port() -> int:
@@ -79,15 +68,11 @@ def appliance_config(settings: RigSettings, sim_port: int, broker_port: int, dev
         f"interval_s = {settings.interval_s}\n"
         for tier in ("minimal", "conservative", "normal", "unmetered")
     )
-    classes = ", ".join(f'"line.{name}" = "{klass}"' for name, klass in SENSORS.items())
+    classes = ", ".join(f'"line.{name}" = "{klass}"' for name, klass, *_ in SENSORS)
     registers = "".join(
-        f'{{ channel = "{name}", table = "input", address = {address}, datatype = "{kind}"{more} }},\n'
-        for name, address, kind, more in (
-            ("temperature", 0, "float32", ', unit = "degC"'),
-            ("pressure", 2, "int16", ', scale = 0.1, unit = "bar"'),
-            ("alarm", 3, "int16", ""),
-            ("vibration", 4, "int16", ', scale = 0.001, unit = "g"'),
-        )
+        f'{{ channel = "{name}", table = "input", address = {address}, datatype = "{kind}", scale = {scale},'
+        f' unit = "{unit}" }},\n'
+        for name, _, address, kind, scale, unit, _ in SENSORS
     )
     line = (
         f'[devices.line]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {sim_port}\n'
@@ -119,7 +104,7 @@ class SyncRig:
         self.sim_port = free_port()
 
     def __enter__(self) -> SyncRig:
-        self._stack.enter_context(sim_world("[bench]\n" + WORLD.format(port=self.sim_port)))
+        self._stack.enter_context(sim_world(world(self.sim_port)))
         (self.folder / "broker").mkdir(exist_ok=True)
         self.broker.start()
         self._stack.callback(self.broker.stop)
