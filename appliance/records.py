@@ -72,3 +72,8 @@ class Event:
 
     def data_json(self) -> str:
         return json.dumps(dict(self.data), separators=(",", ":"), default=str)
+
+
+def is_file_name(name: str) -> bool:
+    """A plain file name, as evidence files are named: no folder part, nothing hidden, no NUL."""
+    return bool(name) and not any(c in name for c in "/\\\0") and not name.startswith(".")

@@ -71,12 +71,13 @@ class Runtime:
         )
         self.new_credential: str | None = None
         host, port = split_host_port(listen or config.http.listen)
+        evidence = data_dir / (config.qc.evidence.dir if config.qc else "evidence")
         self.web = WebServer(
             host,
             port,
             self.status,
             self.store,
-            data_dir / (config.qc.evidence.dir if config.qc else "evidence"),
+            evidence,
             self if config.safety is not None else None,
             lambda: self.credential,
         )
@@ -96,7 +97,7 @@ class Runtime:
         if config.sync is not None:  # paho and zstandard are loaded only by a box that syncs
             from appliance.sync.service import SyncService
 
-            self.sync = SyncService(config.sync, self.store, config.device.id, config_path.parent)
+            self.sync = SyncService(config.sync, self.store, config.device.id, config_path.parent, evidence)
         qc_alarm = self.trip if config.safety is not None and config.safety.trip_on_qc else None
         self.qc = (
             QcPipeline(

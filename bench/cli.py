@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     upstream.add_argument("--ca", type=Path, help="CA: checks the broker, and HTTPS clients must show a cert")
     upstream.add_argument("--cert", type=Path, help="our certificate: MQTT client, HTTPS server")
     upstream.add_argument("--key", type=Path, help="the key of --cert")
+    upstream.add_argument("--files", type=Path, help="keep evidence files here, as DIR/DEVICE/NAME")
     upstream.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     if args.command == "upstream":
@@ -111,7 +112,9 @@ def run_upstream(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        receiver = Receiver(args.db, args.mqtt, args.prefix, args.http, Tls(args.ca, args.cert, args.key))
+        receiver = Receiver(
+            args.db, args.mqtt, args.prefix, args.http, Tls(args.ca, args.cert, args.key), files=args.files
+        )
         receiver.start(timeout=30)
     except (OSError, TimeoutError) as exc:  # a busy port, unreadable certificates, no broker
         print(f"bench upstream: {exc}", file=sys.stderr)

@@ -132,7 +132,8 @@ class CameraSim(_Settings):
 
 class UpstreamSim(_Settings):
     """The upstream: a mosquitto broker started here (`spawn_broker`) on `mqtt`'s port, and the receiver that
-    records every batch it gets over MQTT (and over HTTP when `http` is set) into `ledger`."""
+    records every batch it gets over MQTT (and over HTTP when `http` is set) into `ledger`; the evidence files
+    it receives go to the folder `evidence` beside the ledger."""
 
     mqtt: Annotated[str, Field(pattern=r"^[^:]+:\d{1,5}$")] | None = "127.0.0.1:1883"
     spawn_broker: bool = True

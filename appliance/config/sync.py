@@ -33,6 +33,8 @@ class ClassSettings(_Settings):
     events: dict[Literal["critical", "warning", "info"], ClassName] = {}
     sensors: dict[Annotated[str, Field(min_length=1)], ClassName] = {}
     event_kinds: dict[Annotated[str, Field(min_length=1)], ClassName] = {}
+    # files an event names as its evidence; defaults thumbnail -> important, image -> background
+    evidence: dict[Literal["thumbnail", "image"], ClassName] = {}
 
 
 class TlsSettings(_Settings):

@@ -80,7 +80,9 @@ class EvidenceStore:
             ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
             if not ok:
                 raise OSError(f"{path.name}: JPEG encoding failed")
-            path.write_bytes(data.tobytes())
+            partial = path.with_name(f".{path.name}.part")  # whole files only: sync reads them any time
+            partial.write_bytes(data.tobytes())
+            partial.replace(path)
             self._files.append((path, len(data)))
             self.bytes += len(data)
         self.counts["saved"] += 1

@@ -22,6 +22,9 @@ class Classifier:
         }
         for severity, name in settings.events.items():
             self._by_severity[severity] = Priority.parse(name)
+        self._evidence = {"thumbnail": Priority.IMPORTANT, "image": Priority.BACKGROUND}
+        for kind, name in settings.evidence.items():
+            self._evidence[kind] = Priority.parse(name)
         self._default = Priority.parse(settings.readings)
         self._cache: dict[str, Priority] = {}
         # whether any reading can be critical at all: spares the writer a look at every reading
@@ -41,3 +44,7 @@ class Classifier:
             if fnmatchcase(event.kind, pattern):
                 return priority
         return self._by_severity[str(event.severity)]
+
+    def evidence(self, kind: str) -> Priority:
+        """The class of an evidence file: `thumbnail` or `image`."""
+        return self._evidence[kind]

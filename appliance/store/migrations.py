@@ -73,6 +73,19 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (stream, prio, seq)
     ) WITHOUT ROWID;
     """,
+    # 4: evidence. A file the QC pipeline kept (a reject's thumbnail or frame), named by an event; the file
+    # stays in the evidence folder, the row puts it in the outbox with a class of its own.
+    """
+    CREATE TABLE evidence (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        event_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        prio INTEGER NOT NULL
+    );
+    CREATE INDEX evidence_outbox ON evidence (prio, id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from appliance.records import Priority
 
-STREAMS = ("readings", "events")
+STREAMS = ("readings", "events", "evidence")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,17 @@ class Batch:
         return self.stream, self.prio, self.seq
 
 
+# A class's oldest records after an id; evidence rows name their file, which the packer reads.
+_UNBATCHED = {
+    "readings": "SELECT r.id, c.device, c.channel, c.unit, r.ts, r.value, r.quality FROM readings r"
+    " JOIN channels c ON c.id = r.channel_id WHERE r.prio = ? AND r.id > ? ORDER BY r.id LIMIT ?",
+    "events": "SELECT id, ts, kind, severity, source, message, data FROM events"
+    " WHERE prio = ? AND id > ? ORDER BY id LIMIT ?",
+    "evidence": "SELECT id, ts, event_id, kind, name FROM evidence"
+    " WHERE prio = ? AND id > ? ORDER BY id LIMIT ?",
+}
+
+
 def store_id(conn: sqlite3.Connection) -> str:
     return str(conn.execute("SELECT value FROM store_meta WHERE key = 'store_id'").fetchone()[0])
 
@@ -59,17 +70,7 @@ def cursor(conn: sqlite3.Connection, stream: str, prio: Priority) -> Cursor:
 
 def unbatched(conn: sqlite3.Connection, stream: str, prio: Priority, after_id: int, limit: int) -> list[Any]:
     """The oldest records of a class not yet in a batch, as the codec's rows."""
-    if stream == "readings":
-        sql = (
-            "SELECT r.id, c.device, c.channel, c.unit, r.ts, r.value, r.quality FROM readings r"
-            " JOIN channels c ON c.id = r.channel_id WHERE r.prio = ? AND r.id > ? ORDER BY r.id LIMIT ?"
-        )
-    else:
-        sql = (
-            "SELECT id, ts, kind, severity, source, message, data FROM events"
-            " WHERE prio = ? AND id > ? ORDER BY id LIMIT ?"
-        )
-    return conn.execute(sql, (int(prio), after_id, limit)).fetchall()
+    return conn.execute(_UNBATCHED[stream], (int(prio), after_id, limit)).fetchall()
 
 
 def add_batch(conn: sqlite3.Connection, batch: Batch, was: Cursor) -> bool:
@@ -96,6 +97,20 @@ def add_batch(conn: sqlite3.Connection, batch: Batch, was: Cursor) -> bool:
         " ON CONFLICT (stream, prio) DO UPDATE SET batched_id = excluded.batched_id,"
         " next_seq = excluded.next_seq, thinned = 0",
         (batch.stream, int(batch.prio), batch.last_id, batch.seq + 1),
+    )
+    return True
+
+
+def skip(conn: sqlite3.Connection, stream: str, prio: Priority, was: Cursor, upto_id: int, gone: int) -> bool:
+    """Move the cursor past records that can never be sent (evidence whose file is gone), counting them
+    as thinned for the next batch's header; False if the cursor moved since `was` was read."""
+    if cursor(conn, stream, prio) != was:
+        return False
+    conn.execute(
+        "INSERT INTO outbox_cursor (stream, prio, batched_id, next_seq, thinned) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (stream, prio) DO UPDATE SET batched_id = excluded.batched_id,"
+        " thinned = thinned + excluded.thinned",
+        (stream, int(prio), upto_id, was.next_seq, gone),
     )
     return True
 

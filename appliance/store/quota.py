@@ -57,8 +57,8 @@ def enforce(conn: sqlite3.Connection, quota_bytes: int) -> Eviction:
     for action in (_drop_delivered, _thin_unsent):
         for prio in EVICTABLE:
             for stream in STREAMS:
-                if action is _thin_unsent and stream == "events":
-                    continue  # events are few and each one matters; only acknowledged ones go
+                if action is _thin_unsent and stream != "readings":
+                    continue  # events and evidence are few and each one matters: only acknowledged go
                 while used_bytes(conn) > target and steps < MAX_STEPS:
                     steps += 1
                     conn.execute("BEGIN IMMEDIATE")

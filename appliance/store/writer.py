@@ -24,7 +24,7 @@ from typing import Any, cast
 import sqlite_utils
 
 from appliance.config.models import StoreSettings
-from appliance.records import Event, Priority, Quality, Reading
+from appliance.records import Event, Priority, Quality, Reading, is_file_name
 from appliance.service import Service
 from appliance.store import queries, quota
 from appliance.store.classes import Classifier
@@ -36,6 +36,8 @@ QUALITY_CODES = {Quality.OK: 0, Quality.STALE: 1, Quality.ERROR: 2}
 # Records queued and not yet committed, at most (some 75 MB): past it new records are dropped and counted, so
 # a stalled disk cannot take the memory and the poller never blocks.
 MAX_PENDING_RECORDS = 500_000
+# Keys of an event's data that name a file in the evidence folder, sent upstream in the evidence stream.
+EVIDENCE_KINDS = ("thumbnail", "image")
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,16 +308,7 @@ class Store(Service):
             conn.executemany(
                 "INSERT INTO readings (channel_id, ts, value, quality, prio) VALUES (?, ?, ?, ?, ?)", rows
             )
-            event_rows = [
-                (e.ts, e.kind, str(e.severity), e.source, e.message, e.data_json(), self.classes.event(e))
-                for e in events
-            ]
-            if event_rows:
-                conn.executemany(
-                    "INSERT INTO events (ts, kind, severity, source, message, data, prio)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    event_rows,
-                )
+            event_classes = [self._insert_event(conn, e) for e in events]
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -326,9 +319,26 @@ class Store(Service):
         self.rows_committed += len(readings)
         self.events_committed += len(events)
         critical = Priority.CRITICAL
-        return any(row[6] is critical for row in event_rows) or (
+        return critical in event_classes or (
             self.classes.critical_sensors and any(row[4] == critical for row in rows)
         )
+
+    def _insert_event(self, conn: sqlite3.Connection, event: Event) -> Priority:
+        """One event (events are few), and a row in the outbox for each evidence file it names."""
+        prio = self.classes.event(event)
+        event_id = conn.execute(
+            "INSERT INTO events (ts, kind, severity, source, message, data, prio)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event.ts, event.kind, str(event.severity), event.source, event.message, event.data_json(), prio),
+        ).lastrowid
+        for kind in EVIDENCE_KINDS:
+            name = event.data.get(kind)
+            if isinstance(name, str) and is_file_name(name):
+                conn.execute(
+                    "INSERT INTO evidence (ts, event_id, kind, name, prio) VALUES (?, ?, ?, ?, ?)",
+                    (event.ts, event_id, kind, name, self.classes.evidence(kind)),
+                )
+        return prio
 
     def _check_quota(self) -> None:
         assert self._db is not None

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 STATUS_REFRESH_S = 1.0  # backlog counts are queries: at most this often
 MEASURE_SPELL_S = 1.0  # a long busy spell of the window gives the meter one sample a second
-STREAMS_IN_ORDER = ("events", "readings")  # within a class, the few events go ahead of the readings
+# Within a class the few events go first, then readings, then the bulky evidence files.
+STREAMS_IN_ORDER = ("events", "readings", "evidence")
 
 
 class _Probe:
@@ -47,12 +48,15 @@ class _Probe:
 class SyncService(Service):
     name = "sync"
 
-    def __init__(self, settings: SyncSettings, store: Store, device: str, folder: Path) -> None:
+    def __init__(
+        self, settings: SyncSettings, store: Store, device: str, folder: Path, evidence: Path
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.store = store
         self.device = device
-        self.folder = folder
+        self.folder = folder  # relative paths of the config (TLS files) start here
+        self.evidence = evidence  # where the files named by evidence rows are
         self.rules = rules_from(settings)
         self.meter = LinkMeter(
             thresholds_from(settings.thresholds),
@@ -85,7 +89,7 @@ class SyncService(Service):
     async def run(self) -> None:
         """The sending loop on a thread of its own; an error ends it and the service restarts it with
         backoff, with a new connection, from what the store holds."""
-        packer = await asyncio.to_thread(BatchPacker, self.store, self.device)
+        packer = await asyncio.to_thread(BatchPacker, self.store, self.device, self.evidence)
         self.transport = build_transport(self.settings.upstream, self.device, self.folder)
         await asyncio.to_thread(self._loop, packer)
 

@@ -15,7 +15,7 @@ from bench.upstream.readings import decode_readings
 
 __all__ = ["CLASSES", "MAX_PAYLOAD", "STREAMS", "BadBatch", "Batch", "Header", "parse"]
 
-STREAMS = ("readings", "events")
+STREAMS = ("readings", "events", "evidence")
 CLASSES = ("critical", "important", "normal", "background")
 MAX_PAYLOAD = 16 * 1024 * 1024
 MAX_BODY = 64 * 1024 * 1024
@@ -47,8 +47,9 @@ class Header:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """A decoded batch: readings are (id, device, channel, unit, ts, value, quality) and events
-    (id, ts, kind, severity, source, message, data)."""
+    """A decoded batch: readings are (id, device, channel, unit, ts, value, quality), events
+    (id, ts, kind, severity, source, message, data) and evidence (id, ts, event id, kind, name, media type,
+    the file's bytes)."""
 
     header: Header
     records: tuple[tuple[Any, ...], ...]
@@ -67,7 +68,7 @@ def parse(payload: bytes) -> Batch:
         raise BadBatch("CRC-32 does not match: payload corrupted")
     head = Cursor(bytes(payload[:-4]), "envelope", 4)
     stream, klass = head.raw(1)[0], head.raw(1)[0]
-    if stream > 1 or klass > 3:
+    if stream >= len(STREAMS) or klass >= len(CLASSES):
         raise BadBatch(f"stream code {stream} / class code {klass} out of range")
     device = _name(head, "device")
     store = _name(head, "store")
@@ -103,9 +104,24 @@ def parse(payload: bytes) -> Batch:
         if abs(micros) > EXACT:
             raise body.bad(f"timestamp of {micros} microseconds out of range")
         stamps.append(micros / 1e6)
+    if header.stream == "evidence":
+        return Batch(header, _evidence(body, ids, stamps))
     fields = [[body.text() for _ in range(count)] for _column in range(5)]
     body.finished()
     return Batch(header, tuple(zip(ids, stamps, *fields, strict=True)))
+
+
+def _evidence(body: Cursor, ids: list[int], stamps: list[float]) -> tuple[tuple[Any, ...], ...]:
+    """Event ids, then the kind, name and media type columns, the file sizes and the files' bytes."""
+    events = [body.varint() for _ in ids]
+    kinds, names, media = ([body.text() for _ in ids] for _column in range(3))
+    for name in names:
+        if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
+            raise body.bad(f"evidence name {name!r} is not a plain file name")
+    sizes = [body.varint() for _ in ids]
+    files = [body.raw(size) for size in sizes]
+    body.finished()
+    return tuple(zip(ids, stamps, events, kinds, names, media, files, strict=True))
 
 
 def _name(cursor: Cursor, what: str) -> str:

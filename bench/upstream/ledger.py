@@ -55,8 +55,9 @@ class Outcome:
 class Ledger:
     """Thread-safe: MQTT's thread and the HTTP handlers write through one connection, one commit each."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, files: Path | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.files = files  # evidence files are kept here, as FILES/DEVICE/NAME
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")  # `bench upstream --report` reads while we write
         self.conn.executescript(SCHEMA)
@@ -93,6 +94,8 @@ class Ledger:
 
     def _record(self, batch: Batch, source: str, size: int) -> Outcome:
         h = batch.header
+        if h.stream == "evidence" and self.files is not None:
+            self._keep_files(h.device, batch)  # before the ledger says it has them
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -120,6 +123,15 @@ class Ledger:
             raise
         self.arrival = start + len(batch.records)
         return Outcome(batch, duplicate=seen is not None)
+
+    def _keep_files(self, device: str, batch: Batch) -> None:
+        assert self.files is not None
+        folder = self.files / device
+        folder.mkdir(parents=True, exist_ok=True)
+        for _, _, _, _, name, _, data in batch.records:
+            partial = folder / f".{name}.part"
+            partial.write_bytes(data)
+            partial.replace(folder / name)
 
     def report(self) -> dict[str, Any]:
         with self.lock:

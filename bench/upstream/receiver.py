@@ -36,7 +36,8 @@ class Tls:
 
 
 class Receiver:
-    """Records every batch it receives; `report()` says what arrived, what repeated and what is missing."""
+    """Records every batch it receives; `report()` says what arrived, what repeated and what is missing.
+    Evidence files that arrive are kept under `files` (FILES/DEVICE/NAME) when it is given."""
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class Receiver:
         http_address: tuple[str, int] | None = None,
         tls: Tls | None = None,
         client_id: str = CLIENT_ID,
+        files: Path | None = None,
     ) -> None:
         self.prefix, self.tls = prefix, tls or Tls()
         self.subscribed = threading.Event()
@@ -53,7 +55,7 @@ class Receiver:
         self.http: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self.stopped = False
-        self.ledger = Ledger(db)
+        self.ledger = Ledger(db, files)
         try:
             if mqtt_address is not None:
                 self.client = self._mqtt_client(client_id)

@@ -9,6 +9,7 @@ held (ids are dense, 1..max) must have arrived, or been thinned by the quota and
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import socket
 import sqlite3
@@ -33,15 +34,38 @@ SENSORS = [
 ]
 
 
-def world(port: int) -> str:
-    """The simulated line's [bench] table."""
+# The conveyor camera of a rig with QC: rejects leave thumbnails and frames, the evidence stream
+MODEL = Path(__file__).resolve().parents[1] / "models" / "qc_demo_int8.tflite"
+LABELS = ["ok", "scratch", "missing_hole", "crack", "stain", "misplaced"]
+
+
+def world(port: int, camera_port: int | None = None) -> str:
+    """The simulated line's [bench] table (with a camera when `camera_port` is given)."""
     registers = "".join(
         f'[[bench.modbus_tcp.registers]]\ntable = "input"\naddress = {address}\ndatatype = "{kind}"\n'
         f"scale = {scale}\n"
         f'signal = {{ type = "sine", mean = {mean}, amplitude = {amplitude}, period_s = {period} }}\n'
         for _, _, address, kind, scale, _, (mean, amplitude, period) in SENSORS
     )
-    return f'[bench]\n[[bench.modbus_tcp]]\nname = "line"\nport = {port}\n' + registers
+    camera = (
+        f'[[bench.cameras]]\nname = "cam"\nport = {camera_port}\nfps = 20\nframes_per_part = 8\n'
+        "defect_rate = 0.7\nseed = 5\n"
+        if camera_port is not None
+        else ""
+    )
+    return f'[bench]\n[[bench.modbus_tcp]]\nname = "line"\nport = {port}\n' + registers + camera
+
+
+def qc(camera_port: int) -> str:
+    """A [qc] section on the rig's camera: every defect a warning, so each reject keeps its evidence."""
+    policy = "".join(
+        f'[qc.policy.{label}]\nseverity = "warning"\nthreshold = 0.7\ndebounce = [2, 3]\n'
+        for label in LABELS[1:]
+    )
+    return (
+        f'[qc]\nmodel = "{MODEL}"\nlabels = {json.dumps(LABELS)}\ninput_range = [0.0, 255.0]\n'
+        f'camera = {{ type = "stream", uri = "http://127.0.0.1:{camera_port}/stream.mjpg" }}\n' + policy
+    )
 
 
 def free_port() -> int:
@@ -60,9 +84,16 @@ class RigSettings:
     broker_host: str = "127.0.0.1"
     netns_prefix: list[str] = field(default_factory=list)  # run the broker inside a network namespace
     extra_sync: str = ""  # more keys for [sync]
+    camera: bool = False  # a conveyor camera and QC: evidence files to sync
 
 
-def appliance_config(settings: RigSettings, sim_port: int, broker_port: int, devices: bool = True) -> str:
+def appliance_config(
+    settings: RigSettings,
+    sim_port: int,
+    broker_port: int,
+    devices: bool = True,
+    camera_port: int | None = None,
+) -> str:
     tiers = "".join(
         f'[sync.tiers.{tier}]\nclasses = ["critical", "important", "normal", "background"]\n'
         f"interval_s = {settings.interval_s}\n"
@@ -83,6 +114,7 @@ def appliance_config(settings: RigSettings, sim_port: int, broker_port: int, dev
         f"[store]\ncommit_interval_ms = 50\nquota_mb = {settings.quota_mb}\n"
         f"[store.classes]\nsensors = {{ {classes} }}\n"
         + (line if devices else "")
+        + (qc(camera_port) if devices and camera_port is not None else "")
         + f"[sync]\nmax_inflight = {settings.max_inflight}\nack_timeout_s = 10.0\n{settings.extra_sync}\n"
         f'[sync.upstream]\ntype = "mqtt"\nbroker = "{settings.broker_host}:{broker_port}"\n'
         f"keepalive_s = {settings.keepalive_s}\n" + tiers
@@ -99,12 +131,16 @@ class SyncRig:
         self.broker = Mosquitto(
             folder / "broker", free_port(), host=self.settings.broker_host, prefix=self.settings.netns_prefix
         )
-        self.receiver = Receiver(folder / "receiver.db", (self.settings.broker_host, self.broker.port))
+        self.received = folder / "received"  # evidence files, as RECEIVED/DEVICE/NAME
+        self.receiver = Receiver(
+            folder / "receiver.db", (self.settings.broker_host, self.broker.port), files=self.received
+        )
         self._stack = contextlib.ExitStack()
         self.sim_port = free_port()
+        self.camera_port = free_port() if self.settings.camera else None
 
     def __enter__(self) -> SyncRig:
-        self._stack.enter_context(sim_world(world(self.sim_port)))
+        self._stack.enter_context(sim_world(world(self.sim_port, self.camera_port)))
         (self.folder / "broker").mkdir(exist_ok=True)
         self.broker.start()
         self._stack.callback(self.broker.stop)
@@ -118,7 +154,9 @@ class SyncRig:
     def start(self, devices: bool = True) -> Runtime:
         """`appliance run` on the rig's data directory (without devices: only drains the outbox)."""
         config = self.folder / ("appliance.toml" if devices else "drain.toml")
-        config.write_text(appliance_config(self.settings, self.sim_port, self.broker.port, devices))
+        config.write_text(
+            appliance_config(self.settings, self.sim_port, self.broker.port, devices, self.camera_port)
+        )
         return start_runtime(config, self.data, self.folder / "journal")
 
     @staticmethod
@@ -157,7 +195,7 @@ class SyncRig:
         with contextlib.closing(sqlite3.connect(self.data / "appliance.db")) as conn:
             return {
                 s: conn.execute(f"SELECT coalesce(max(id), 0) FROM {s}").fetchone()[0]
-                for s in ("readings", "events")
+                for s in ("readings", "events", "evidence")
             }
 
     def account(self, settle_s: float = 30.0) -> dict[str, Any]:

@@ -42,7 +42,8 @@ class SimulatedUpstream:
                 self.broker.start()
                 lines.append(f"upstream broker mqtt://{mqtt[0]}:{mqtt[1]}")
         http = _address(self.settings.http) if self.settings.http else None
-        self.receiver = Receiver(self.ledger, mqtt, self.settings.prefix, http)
+        files = self.ledger.parent / "evidence"
+        self.receiver = Receiver(self.ledger, mqtt, self.settings.prefix, http, files=files)
         self.receiver.start()
         lines.append(
             f"upstream receiver ledger {self.ledger}" + (f" http {self.receiver.url}" if http else "")

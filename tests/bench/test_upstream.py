@@ -20,7 +20,14 @@ import pytest
 import zstandard
 from paho.mqtt.enums import CallbackAPIVersion
 
-from appliance.sync.codec import BatchFormatError, BatchHeader, decode, encode_events, encode_readings
+from appliance.sync.codec import (
+    BatchFormatError,
+    BatchHeader,
+    decode,
+    encode_events,
+    encode_evidence,
+    encode_readings,
+)
 from bench.upstream.batches import BadBatch, parse
 from bench.upstream.broker import Mosquitto, TlsListener, find_mosquitto
 from bench.upstream.certs import Certificates, make_certificates
@@ -272,6 +279,28 @@ def test_the_independent_decoder_agrees_with_the_appliance(seed: int) -> None:
     head = head_bytes(header)
     body = zstandard.ZstdDecompressor().decompress(payload[len(head) : -4])
     rnd = random.Random(seed)
+    verdicts = set()
+    for _ in range(300):
+        damaged = bytearray(body)
+        damaged[rnd.randrange(len(damaged))] = rnd.randrange(256)
+        verdicts.add(same_verdict(sealed(head, zstd(bytes(damaged)))))
+    assert verdicts == {"both decode", "both refuse"}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_independent_decoder_reads_evidence_as_the_appliance_does(seed: int) -> None:
+    rnd = random.Random(seed)
+    rows: list[Any] = [
+        (i * 2 + 1, 1795324474.0 + i / 3, i + 10, ("thumbnail", "image")[i % 2], f"r{i}.jpg", "image/jpeg",
+         rnd.randbytes(rnd.randrange(0, 300)))
+        for i in range(20)
+    ]  # fmt: skip
+    header = BatchHeader("press-1", "s", "evidence", "important", 1, 1, 39, 20, 0, 2.5)
+    payload = encode_evidence(header, rows)
+    assert same_verdict(payload) == "both decode"
+    assert [r[6] for r in parse(payload).records] == [r[6] for r in rows]
+    head = head_bytes(header, stream=2)
+    body = zstandard.ZstdDecompressor().decompress(payload[len(head) : -4])
     verdicts = set()
     for _ in range(300):
         damaged = bytearray(body)

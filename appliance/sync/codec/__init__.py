@@ -2,10 +2,13 @@
 
 from appliance.sync.codec.bodies import (
     EventRow,
+    EvidenceRow,
     ReadingRow,
     decode_events,
+    decode_evidence,
     decode_readings,
     encode_events,
+    encode_evidence,
     encode_readings,
 )
 from appliance.sync.codec.envelope import CLASSES, MAGIC, STREAMS, VERSION, BatchHeader, open_batch
@@ -22,16 +25,20 @@ __all__ = [
     "BatchFormatError",
     "BatchHeader",
     "EventRow",
+    "EvidenceRow",
     "ReadingRow",
     "decode",
     "encode_events",
+    "encode_evidence",
     "encode_readings",
 ]
 
 
-def decode(payload: bytes) -> tuple[BatchHeader, list[ReadingRow] | list[EventRow]]:
+def decode(payload: bytes) -> tuple[BatchHeader, list[ReadingRow] | list[EventRow] | list[EvidenceRow]]:
     """The header and rows of a batch; anything malformed raises BatchFormatError."""
     header, body = open_batch(payload)
     if header.stream == "events":
         return header, decode_events(header, body)
+    if header.stream == "evidence":
+        return header, decode_evidence(header, body)
     return header, decode_readings(header, body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 
+from appliance.records import is_file_name
 from appliance.sync.codec import timing, values
 from appliance.sync.codec.envelope import BatchHeader, read_ids, seal, start_body
 from appliance.sync.codec.values import DIV, FAMILIES, FLOAT32, FLOAT64, KINDS, PREDICTORS, TEXT, Value
@@ -12,7 +13,10 @@ from appliance.sync.codec.wire import BatchFormatError, Reader, micros, utf8
 
 ReadingRow = tuple[int, str, str, str, float, float | str | None, int]
 EventRow = tuple[int, float, str, str, str, str, str]
+EvidenceRow = tuple[int, float, int, str, str, str, bytes]  # id, ts, event id, kind, name, media type, file
 EVENT_FIELDS = ("kind", "severity", "source", "message", "data")
+EVIDENCE_FIELDS = ("kind", "name", "media type")
+EVIDENCE_LEVEL = 1  # files are JPEGs already: the body is framed, not squeezed again
 _FAMILY_NAMES = {DIV: "decimal", FLOAT32: "float32", FLOAT64: "float64"}
 
 
@@ -105,6 +109,41 @@ def decode_events(header: BatchHeader, body: Reader) -> list[EventRow]:
     columns = [[body.text() for _ in ids] for _ in EVENT_FIELDS]
     body.done()
     return list(zip(ids, times, *columns, strict=True))
+
+
+def encode_evidence(header: BatchHeader, rows: Sequence[EvidenceRow]) -> bytes:
+    """One batch of evidence files, rows sorted by id; each file's bytes exactly as on disk."""
+    body = start_body(header, "evidence", rows)
+    body += timing.encode_steps([micros(row[1], f"evidence id {row[0]}") for row in rows])
+    for row in rows:
+        if not isinstance(row[2], int) or row[2] < 0:
+            raise BatchFormatError(f"evidence id {row[0]}: event id {row[2]!r} is not a whole number")
+        body.uvarint(row[2])
+    for column, name in enumerate(EVIDENCE_FIELDS, start=3):
+        for row in rows:
+            body.text(row[column], f"evidence id {row[0]}: {name}")
+    for row in rows:
+        if not is_file_name(row[4]):
+            raise BatchFormatError(f"evidence id {row[0]}: name {row[4]!r} is not a plain file name")
+        if not isinstance(row[6], bytes | bytearray):
+            raise BatchFormatError(f"evidence id {row[0]}: file content is not bytes")
+        body.uvarint(len(row[6]))
+    for row in rows:
+        body += row[6]
+    return seal(header, bytes(body), EVIDENCE_LEVEL)
+
+
+def decode_evidence(header: BatchHeader, body: Reader) -> list[EvidenceRow]:
+    ids = read_ids(header, body)
+    times = timing.decode_steps(body, len(ids))
+    events = [body.uvarint() for _ in ids]
+    columns = [[body.text() for _ in ids] for _ in EVIDENCE_FIELDS]
+    if bad := next((name for name in columns[1] if not is_file_name(name)), None):
+        raise body.fail(f"evidence name {bad!r} is not a plain file name")
+    sizes = [body.uvarint() for _ in ids]
+    files = [body.take(size) for size in sizes]
+    body.done()
+    return list(zip(ids, times, events, *columns, files, strict=True))
 
 
 def _rows_by_channel(index: list[int], count: int) -> list[list[int]]:

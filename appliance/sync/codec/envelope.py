@@ -21,7 +21,7 @@ from appliance.sync.codec.wire import (
 )
 
 CLASSES = ("critical", "important", "normal", "background")
-STREAMS = ("readings", "events")
+STREAMS = ("readings", "events", "evidence")
 MAGIC = b"EAB"
 VERSION = 2
 _FORBIDDEN = frozenset("/+#\0")  # device and store are MQTT topic levels and parts of a batch id

@@ -80,7 +80,7 @@ def test_every_truncation_and_every_flipped_byte_is_refused() -> None:
 def test_wrong_magic_version_and_codes_are_named() -> None:
     assert "not a batch" in refused(b"PK\x03\x04" + PAYLOAD[4:])
     assert "version 1 is not supported" in refused(sealed(PAYLOAD[:3], b"\x01", PAYLOAD[4:-4]))
-    assert "stream code 2" in refused(sealed(PAYLOAD[:4], b"\x02", PAYLOAD[5:-4]))
+    assert "stream code 3" in refused(sealed(PAYLOAD[:4], b"\x03", PAYLOAD[5:-4]))
     assert "too short" in refused(b"EAB\x02")
 
 

@@ -130,3 +130,28 @@ def test_quota_reached_while_the_broker_is_down(tmp_path: Path) -> None:
     assert set(found["thinned_by_class"]) <= {"readings.background", "readings.normal"}, found
     assert found["unique_by_class"]["readings.critical"] == critical > 0, found
     assert found["missing_seqs"] == 0 and found["order_violations"] == 0, found
+
+
+def test_reject_evidence_arrives_byte_for_byte_through_kills(tmp_path: Path) -> None:
+    kills = 4
+    rng = random.Random(3)
+    with SyncRig(tmp_path, RigSettings(camera=True)) as rig:
+        for _ in range(kills):
+            runtime = rig.start()
+            rig.wait(runtime, lambda s: s["records_acked"] > 0, 30, "sending")
+            time.sleep(rng.uniform(3.0, 6.0))  # rejects seen, their files written and sent meanwhile
+            rig.stop(runtime, signal.SIGKILL)
+        rig.drain(timeout=90)  # a file the kill kept from being written counts as thinned after 30 s
+        found = rig.account()
+        with contextlib.closing(sqlite3.connect(rig.data / "appliance.db")) as conn:
+            names = [row[0] for row in conn.execute("SELECT name FROM evidence ORDER BY id")]
+    evidence = found["streams"]["evidence"]
+    assert evidence["produced"] == len(names) > 20, found  # thumbnails and frames of the rejects
+    assert found["accounted_over_produced"] == 1.0, found
+    assert evidence["thinned"] <= 2 * kills, found  # at most a reject's two files per kill
+    assert found["missing_seqs"] == 0 and found["order_violations"] == 0 and found["bad_batches"] == 0
+    received = {p.name: p.read_bytes() for p in (rig.received / "sync-box").iterdir()}
+    assert len(received) == evidence["delivered_unique"] and set(received) <= set(names)
+    kept = rig.data / "evidence"
+    assert all(data == (kept / name).read_bytes() for name, data in received.items()), "files differ"
+    assert {"evidence.important", "evidence.background"} <= set(found["unique_by_class"]), found
