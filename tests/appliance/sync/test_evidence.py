@@ -92,7 +92,7 @@ def test_files_go_byte_for_byte_up_to_the_batch_size_and_at_least_one(tmp_path: 
 
     batches = with_store(tmp_path, events, work, ClassSettings())
     assert [b.count if b else None for b in batches] == [2, 2, 1, None]
-    got = [row for batch in batches[:3] for row in decode(batch.payload)[1]]
+    got: list[Any] = [row for batch in batches[:3] for row in decode(batch.payload)[1]]
     assert [(r[0], r[2], r[3], r[4], r[5]) for r in got] == [
         (1 + 2 * i, i + 1, "thumbnail", f"p{i}.thumb.jpg", "image/jpeg") for i in range(5)
     ]
