@@ -40,6 +40,9 @@ MAX_PENDING_RECORDS = 500_000
 EVIDENCE_KINDS = ("thumbnail", "image")
 
 
+ReadingRow = tuple[int, float, float | str | None, int, int]  # channel id, ts, value, quality, class
+
+
 @dataclass(frozen=True, slots=True)
 class Op:
     """Work for the writer's thread, in a transaction of its own, in its place in the queue."""
@@ -88,6 +91,7 @@ class Store(Service):
         self._arrived = threading.Event()  # something is queued
         self._wake = threading.Event()  # commit now: a critical record, a full batch, an op, the stop
         self._gathered = 0  # records queued since the writer last woke
+        self._batch_max = settings.batch_max
         self._records_in = self._records_out = 0
         self._written_seen = 0
         self._count_lock = threading.Lock()
@@ -143,9 +147,12 @@ class Store(Service):
             self._records_in += records
         self._pending.append(item)
         self._gathered += records  # approximate (the writer resets it): only decides when to wake
-        if urgent or self._gathered >= self.settings.batch_max:  # a full batch need not wait either
-            self._wake.set()
-        self._arrived.set()
+        # Set only what is not set yet (Event.set takes a lock and notifies even then). Safe: the writer
+        # clears a flag before it takes what is queued, so an item seen with its flag still set is taken.
+        if (urgent or self._gathered >= self._batch_max) and not self._wake.is_set():
+            self._wake.set()  # a full batch need not wait either
+        if not self._arrived.is_set():
+            self._arrived.set()
 
     def call(self, fn: Callable[[sqlite3.Connection], Any]) -> Future[Any]:
         """Run `fn(conn)` on the writer thread in a transaction of its own, after what is queued before."""
@@ -294,17 +301,17 @@ class Store(Service):
         assert self._db is not None
         conn = self._db.conn
         began = time.perf_counter()
-        events = [e for e in batch if type(e) is Event]
-        readings = cast(list[Reading], [r for r in batch if type(r) is not Event] if events else batch)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            # The hot loop of ingest: one dict lookup per reading, the class comes with the channel's id.
-            channels, codes = self._channels, QUALITY_CODES
-            rows: list[tuple[int, float, float | str | None, int, int]] = []
-            append = rows.append
-            for r in readings:
-                channel = channels.get((r.device, r.channel)) or self._channel(conn, r)
-                append((channel[0], r.ts, r.value, codes[r.quality], channel[1]))
+            events: list[Event] = []
+            try:  # the common case: readings only, of channels seen before
+                rows = self._rows(batch)
+            except (KeyError, TypeError):  # a channel not seen before, or an event among them
+                events = [e for e in batch if type(e) is Event]
+                readings = [r for r in batch if type(r) is not Event]
+                for r in readings:
+                    self._channel(conn, cast(Reading, r))
+                rows = self._rows(readings)
             conn.executemany(
                 "INSERT INTO readings (channel_id, ts, value, quality, prio) VALUES (?, ?, ?, ?, ?)", rows
             )
@@ -316,12 +323,19 @@ class Store(Service):
             raise
         self.last_commit_ms = (time.perf_counter() - began) * 1000
         self.commits += 1
-        self.rows_committed += len(readings)
+        self.rows_committed += len(rows)
         self.events_committed += len(events)
         critical = Priority.CRITICAL
         return critical in event_classes or (
             self.classes.critical_sensors and any(row[4] == critical for row in rows)
         )
+
+    def _rows(self, readings: Sequence[Any]) -> list[ReadingRow]:
+        """The rows to insert, if all are readings of known channels (else KeyError or TypeError). The hot
+        loop of ingest: a Reading is a tuple (device, channel, value, unit, ts, quality), and one dict
+        lookup gives its channel's id and class."""
+        channels, codes = self._channels, QUALITY_CODES
+        return [(c[0], r[4], r[2], codes[r[5]], c[1]) for r in readings for c in (channels[r[0], r[1]],)]
 
     def _insert_event(self, conn: sqlite3.Connection, event: Event) -> Priority:
         """One event (events are few), and a row in the outbox for each evidence file it names."""
