@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -23,6 +24,7 @@ from appliance.service import Service
 from appliance.snapshot import SensorSnapshot
 from appliance.store import Store
 from appliance.web import WebServer
+from appliance.web.access import Access
 from appliance.web.auth import USER, AdminCredential
 from appliance.world import BenchWorld
 from hal.plan import InferencePlan
@@ -72,6 +74,14 @@ class Runtime:
         self.new_credential: str | None = None
         host, port = split_host_port(listen or config.http.listen)
         evidence = data_dir / (config.qc.evidence.dir if config.qc else "evidence")
+        self.config_path = config_path
+        self.fingerprint: str | None = None  # of the HTTPS certificate, once there is one
+        access = Access(
+            lambda: self.credential,
+            config.http.status_login,
+            secure_cookies=config.http.tls != "off",
+            session_hours=config.http.session_hours,
+        )
         self.web = WebServer(
             host,
             port,
@@ -79,7 +89,8 @@ class Runtime:
             self.store,
             evidence,
             self if config.safety is not None else None,
-            lambda: self.credential,
+            access,
+            self.snapshot.history,
         )
         self.loop_monitor = LoopMonitor()
         world = [BenchWorld(config_path)] if config.bench is not None else []
@@ -155,6 +166,7 @@ class Runtime:
     def status(self) -> dict[str, Any]:
         return {
             "device": self.config.device.id,
+            "time": time.time(),  # the box's clock, so a page can tell how old a reading is
             "uptime_s": round(time.monotonic() - self.started, 3),
             "sensors": self.snapshot.sensors(),
             "services": {s.name: s.status() for s in self.services},
@@ -162,6 +174,7 @@ class Runtime:
             "qc": self.qc.details() if self.qc is not None and self.qc.running else None,
             "estop": self._estop(),
             "sync": self._sync(),
+            "disk": self._disk(),
             "runtime": {
                 "version": VERSION,
                 "pid": os.getpid(),
@@ -192,6 +205,18 @@ class Runtime:
             )
         return accepted, message, self._estop() or {}
 
+    def _disk(self) -> dict[str, Any] | None:
+        """The data directory's file system: what the store, evidence and logs share."""
+        try:
+            usage = shutil.disk_usage(self.data_dir)
+        except OSError:
+            return None
+        return {
+            "path": str(self.data_dir),
+            "total_mb": round(usage.total / 1e6, 1),
+            "free_mb": round(usage.free / 1e6, 1),
+        }
+
     def _sync(self) -> dict[str, Any]:
         """CONTRACT.md's `sync` section; without a [sync] section everything stays in the store."""
         if self.sync is None:
@@ -211,6 +236,7 @@ class Runtime:
             self.hardware.cpu.model,
             self.hardware.plan.backends[0].kind,
         )
+        self.web.tls = await asyncio.to_thread(self._https)
         for service in self.services:
             try:
                 await service.start()
@@ -221,6 +247,26 @@ class Runtime:
         self.credential, self.new_credential = await asyncio.to_thread(
             AdminCredential.load_or_create, self.data_dir
         )
+
+    def _https(self) -> tuple[Path, Path] | None:
+        """The status page's certificate and key: none, the configured files, or the box's own."""
+        tls = self.config.http.tls
+        if tls == "off":
+            return None
+        from appliance.web.tls import fingerprint, self_signed  # cryptography: only for a box with HTTPS
+
+        if tls == "self-signed":
+            host = split_host_port(self.config.http.listen)[0]
+            cert, key, made = self_signed(self.data_dir, self.config.device.id, host)
+            if made:
+                log.info("made a self-signed HTTPS certificate in %s", cert.parent)
+        else:
+            cert, key = (self.config_path.parent / name for name in (tls.cert, tls.key))
+            for path in (cert, key):
+                if not path.is_file():
+                    raise FileNotFoundError(f"http.tls: {path} does not exist")
+        self.fingerprint = fingerprint(cert)
+        return cert, key
 
     async def stop(self) -> None:
         while self._started:
@@ -239,6 +285,8 @@ class Runtime:
             self.loop_monitor.pet = systemd.pet
         try:
             print(f"status page: {self.web.url}", flush=True)
+            if self.fingerprint is not None:
+                print(f"status page certificate SHA-256: {self.fingerprint}", flush=True)
             if self.new_credential is not None:
                 print(
                     f"admin credential (shown once; keep it now): {USER} / {self.new_credential}", flush=True

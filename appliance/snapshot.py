@@ -1,11 +1,18 @@
-"""The latest state of every sensor channel, as the status page and API show it."""
+"""The latest state of every sensor channel, as the status page and API show it, and a few minutes of
+history of each numeric one for the page's sparklines."""
 
 from __future__ import annotations
 
+import collections
+import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from appliance.records import Reading
+
+SAMPLE_S = 2.0  # the history keeps one value per channel this often
+HISTORY_S = 600.0  # ... for this long
 
 
 class SensorSnapshot:
@@ -13,11 +20,32 @@ class SensorSnapshot:
 
     def __init__(self) -> None:
         self._latest: dict[tuple[str, str], Reading] = {}
+        self._history: dict[tuple[str, str], collections.deque[tuple[float, float]]] = {}
+        self._sampled = 0.0
 
     def update(self, readings: Sequence[Reading]) -> None:
         latest = self._latest
         for reading in readings:  # keyed by (device, channel): no string is built on this hot path
             latest[reading[0], reading[1]] = reading
+        if (now := time.monotonic()) - self._sampled >= SAMPLE_S:  # once per poll, not per reading
+            self._sampled = now
+            self._sample()
+
+    def _sample(self) -> None:
+        """The latest numeric value of every channel into its history (unchanged ones too: a flat line
+        is news on a sparkline)."""
+        size = int(HISTORY_S / SAMPLE_S)
+        for key, reading in self._latest.items():
+            value = reading.value
+            if isinstance(value, int | float) and math.isfinite(value):
+                if (ring := self._history.get(key)) is None:
+                    ring = self._history[key] = collections.deque(maxlen=size)
+                if not ring or ring[-1][0] != reading.ts:  # a stale channel adds nothing new
+                    ring.append((round(reading.ts, 3), float(value)))
+
+    def history(self) -> dict[str, list[tuple[float, float]]]:
+        """DEVICE.CHANNEL -> [(ts, value), ...], oldest first, for the last HISTORY_S seconds."""
+        return {f"{device}.{channel}": list(ring) for (device, channel), ring in self._history.items()}
 
     def sensors(self) -> list[dict[str, Any]]:
         return [
@@ -25,7 +53,8 @@ class SensorSnapshot:
                 "id": r.sensor_id,
                 "device": r.device,
                 "channel": r.channel,
-                "value": r.value,
+                # JSON has no NaN or infinity: such a value (a float register's garbage) shows as null
+                "value": None if isinstance(r.value, float) and not math.isfinite(r.value) else r.value,
                 "unit": r.unit,
                 "ts": r.ts,
                 "quality": str(r.quality),

@@ -58,10 +58,24 @@ class HalSettings(Settings):
     root: Annotated[str, Field(min_length=1)] = "/"  # read /proc, /sys, /dev, /etc under here
 
 
+class TlsFiles(Settings):
+    """A certificate and its key for the status page's HTTPS (PEM files; relative to the config file)."""
+
+    cert: Annotated[str, Field(min_length=1)]
+    key: Annotated[str, Field(min_length=1)]
+
+
 class HttpSettings(Settings):
-    """The local status page and JSON API."""
+    """The local status page and JSON API (docs/web.md)."""
 
     listen: HostPort = "127.0.0.1:8080"
+    # Who may read the status without logging in: "remote" (default) asks everyone but loopback clients,
+    # "always" asks everyone, "never" nobody. Control actions always need the admin credential.
+    status_login: Literal["remote", "always", "never"] = "remote"
+    # "off" (plain HTTP), "self-signed" (a certificate made on first start, kept in the data directory),
+    # or { cert = "...", key = "..." }.
+    tls: Literal["off", "self-signed"] | TlsFiles = "off"
+    session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0  # a login lasts this long
 
 
 class StoreSettings(Settings):

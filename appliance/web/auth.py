@@ -1,6 +1,6 @@
-"""The admin credential: made on first start, shown once, kept only as an scrypt hash (mode 0600);
-requests prove it with `Authorization: Bearer CREDENTIAL` (or Basic `admin:CREDENTIAL`). Failed attempts
-are limited per client address."""
+"""The admin credential: made on first start, shown once, kept only as an scrypt hash (mode 0600).
+Requests prove it with `Authorization: Bearer CREDENTIAL` (or Basic `admin:CREDENTIAL`), or by a login
+session (appliance/web/access.py). Failed attempts are counted per client address."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ USER = "admin"
 SCRYPT = {"n": 1 << 14, "r": 8, "p": 1}
 MAX_FAILURES = 5  # within FAILURE_WINDOW_S, then the address waits for the window to pass
 FAILURE_WINDOW_S = 60.0
+MAX_CLIENTS = 10_000  # addresses whose failures are remembered
 
 
 def _scrypt(secret: str, salt: bytes) -> bytes:
@@ -70,16 +71,18 @@ class AdminCredential:
             failures.popleft()
         return failures is not None and len(failures) >= MAX_FAILURES
 
-    def check(self, authorization: str | None, client: str) -> bool:
-        """Whether an Authorization header proves the credential; failures are counted per client."""
-        plain = _presented(authorization or "")
-        if plain is not None and self.verify(plain):
-            return True
-        self.failures.setdefault(client, deque()).append(time.monotonic())
-        return False
+    def failed(self, client: str) -> None:
+        """Count a failed attempt of `client`."""
+        failures = self.failures.setdefault(client, deque())
+        failures.append(time.monotonic())
+        while len(failures) > MAX_FAILURES:
+            failures.popleft()
+        if len(self.failures) > MAX_CLIENTS:  # a flood from many addresses: forget the oldest
+            del self.failures[next(iter(self.failures))]
 
 
-def _presented(header: str) -> str | None:
+def presented(header: str) -> str | None:
+    """The credential in an Authorization header: `Bearer CREDENTIAL` or Basic `admin:CREDENTIAL`."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
         return value.strip()

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from appliance.web.auth import AdminCredential
+from appliance.web.access import Access
 
 
 class EstopControl(Protocol):
@@ -19,26 +17,10 @@ class EstopControl(Protocol):
     async def manual_reset(self, who: str) -> tuple[bool, str, dict[str, Any]]: ...
 
 
-def estop_routes(
-    control: EstopControl | None, credentials: Callable[[], AdminCredential | None]
-) -> list[Route]:
+def estop_routes(control: EstopControl | None, access: Access) -> list[Route]:
     async def authorized(request: Request) -> Response | None:
-        client = request.client.host if request.client else "?"
-        credential = credentials()
-        if credential is None:
-            return JSONResponse({"error": "no admin credential on this box"}, status_code=503)
-        if credential.blocked(client):
-            return JSONResponse(
-                {"error": "too many failed attempts; wait a minute"},
-                status_code=429,
-                headers={"Retry-After": "60"},
-            )
-        if not await asyncio.to_thread(credential.check, request.headers.get("authorization"), client):
-            return JSONResponse(
-                {"error": "authentication required: Authorization: Bearer <admin credential>"},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="appliance"'},
-            )
+        if (refusal := await access.control(request)) is not None:
+            return refusal
         if control is None:
             return JSONResponse({"error": "this box has no stop output ([safety] is not configured)"}, 404)
         return None

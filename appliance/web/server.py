@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from appliance.records import is_file_name
 from appliance.service import Service
-from appliance.web.auth import AdminCredential
+from appliance.web.access import Access
 from appliance.web.estop import EstopControl, estop_routes
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 StatusSource = Callable[[], dict[str, Any]]
+HistorySource = Callable[[], dict[str, Any]]
+STREAM_INTERVAL_S = 1.0
+MAX_STREAMS = 32  # browsers following the live status at once
 
 
 class EventSource(Protocol):
@@ -35,17 +40,41 @@ def build_app(
     events: EventSource | None = None,
     evidence: Path | None = None,
     control: EstopControl | None = None,
-    credentials: Callable[[], AdminCredential | None] = lambda: None,
+    access: Access | None = None,
+    history: HistorySource = dict,
 ) -> Starlette:
     """The ASGI app; `status` builds the /api/v1/status document on each request."""
+    access = access or Access(lambda: None)
+    streams = _StreamCount()
 
     async def page(_: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
-    async def api_status(_: Request) -> Response:
+    async def api_status(request: Request) -> Response:
+        if (refusal := await access.read(request)) is not None:
+            return refusal
         return JSONResponse(status(), headers={"Cache-Control": "no-store"})
 
+    async def api_history(request: Request) -> Response:
+        if (refusal := await access.read(request)) is not None:
+            return refusal
+        return JSONResponse(history(), headers={"Cache-Control": "no-store"})
+
+    async def api_stream(request: Request) -> Response:
+        """Server-sent events: the status document as `event: status` every STREAM_INTERVAL_S."""
+        if (refusal := await access.read(request)) is not None:
+            return refusal
+        if streams.open >= MAX_STREAMS:
+            return JSONResponse({"error": f"{MAX_STREAMS} live streams open already"}, status_code=503)
+        return StreamingResponse(
+            streams.follow(status),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
     async def api_events(request: Request) -> Response:
+        if (refusal := await access.read(request)) is not None:
+            return refusal
         since = request.query_params.get("since", "0")
         if not since.lstrip("-").isdigit():
             return JSONResponse(
@@ -56,15 +85,11 @@ def build_app(
         return JSONResponse(await asyncio.to_thread(events.events_since, int(since)))
 
     async def evidence_file(request: Request) -> Response:
+        if (refusal := await access.read(request)) is not None:
+            return refusal
         name = request.path_params["name"]
         path = (evidence / name) if evidence is not None else None
-        if (
-            path is None
-            or "/" in name
-            or name.startswith(".")
-            or not name.endswith(".jpg")
-            or not path.is_file()
-        ):
+        if path is None or not is_file_name(name) or not name.endswith(".jpg") or not path.is_file():
             return JSONResponse({"error": f"no evidence {name!r}"}, status_code=404)
         return FileResponse(path, media_type="image/jpeg")
 
@@ -72,11 +97,31 @@ def build_app(
         routes=[
             Route("/", page),
             Route("/api/v1/status", api_status),
+            Route("/api/v1/stream", api_stream),
+            Route("/api/v1/history", api_history),
             Route("/api/v1/events", api_events),
             Route("/evidence/{name}", evidence_file),
-            *estop_routes(control, credentials),
+            *access.routes(),
+            *estop_routes(control, access),
         ]
     )
+
+
+class _StreamCount:
+    """The live streams open now, each following the status."""
+
+    def __init__(self) -> None:
+        self.open = 0
+
+    async def follow(self, status: StatusSource) -> AsyncIterator[str]:
+        self.open += 1
+        try:
+            yield f"retry: {int(STREAM_INTERVAL_S * 2000)}\n\n"  # how soon a browser reconnects
+            while True:
+                yield f"event: status\ndata: {json.dumps(status(), separators=(',', ':'))}\n\n"
+                await asyncio.sleep(STREAM_INTERVAL_S)
+        finally:
+            self.open -= 1
 
 
 class _QuietServer(uvicorn.Server):
@@ -103,7 +148,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class WebServer(Service):
-    """The HTTP service; `url` is known once it has started."""
+    """The HTTP service; `url` is known once it has started. With `tls` (certificate, key) it is HTTPS."""
 
     name = "web"
 
@@ -115,11 +160,13 @@ class WebServer(Service):
         events: EventSource | None = None,
         evidence: Path | None = None,
         control: EstopControl | None = None,
-        credentials: Callable[[], AdminCredential | None] = lambda: None,
+        access: Access | None = None,
+        history: HistorySource = dict,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         super().__init__()
-        self.host, self.port = host, port
-        self.app = build_app(status, events, evidence, control, credentials)
+        self.host, self.port, self.tls = host, port, tls
+        self.app = build_app(status, events, evidence, control, access, history)
         self._socket: socket.socket | None = None
         self._server: _QuietServer | None = None
         self.url = ""
@@ -128,9 +175,15 @@ class WebServer(Service):
         self._socket = bind(self.host, self.port)
         bound_host, bound_port = self._socket.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self.url = f"http://{shown}:{bound_port}/"
+        self.url = f"{'https' if self.tls else 'http'}://{shown}:{bound_port}/"
         config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            ssl_certfile=str(self.tls[0]) if self.tls else None,
+            ssl_keyfile=str(self.tls[1]) if self.tls else None,
         )
         self._server = _QuietServer(config)
 

@@ -138,7 +138,8 @@ def test_the_page_shows_the_stop_output_trip_and_reset(browser: object, tmp_path
         section = page.locator("#estop-section")
         state = "(s) => document.getElementById('estop-section').dataset.state === s"
         page.wait_for_function(state, arg="ok", timeout=10_000)
-        assert page.locator("main > section").first.get_attribute("id") == "estop-section"  # on top
+        shown = page.locator("main > section:not([hidden])")
+        assert shown.first.get_attribute("id") == "estop-section"  # on top
         assert page.locator("#estop-label").inner_text() == "Line energized \u2014 running allowed"
         assert page.locator("#estop-since").inner_text().startswith("since ")
         assert section.locator('tr[data-fact="latched"] td').inner_text() == "no"

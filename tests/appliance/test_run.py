@@ -61,7 +61,7 @@ def test_status_shows_changing_sensor_values_and_the_page_is_served(appliance: A
     assert hal["board"]["family"] == "pc" and hal["cpu"]["cores"] >= 1
     assert [b["backend"] for b in hal["inference"]["backends"]] == ["xnnpack", "cpu"]
     with urllib.request.urlopen(appliance.url, timeout=5) as response:
-        assert b"/api/v1/status" in response.read()
+        assert b"/api/v1/stream" in response.read()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -53,12 +53,12 @@ def test_status_api_is_built_fresh_on_each_request() -> None:
     asyncio.run(serve_and(body))
 
 
-def test_the_page_is_html_that_polls_the_api() -> None:
+def test_the_page_is_html_that_follows_the_live_stream() -> None:
     def body(url: str) -> None:
         code, headers, raw = fetch(url)
         assert code == 200 and headers["content-type"].startswith("text/html")
         page = raw.decode()
-        assert "<title>" in page and 'fetch("/api/v1/status"' in page and "setInterval(refresh" in page
+        assert "<title>" in page and 'new EventSource("/api/v1/stream")' in page
 
     asyncio.run(serve_and(body))
 

@@ -1,0 +1,258 @@
+"""Who may do what over HTTP (docs/web.md, Access control).
+
+- Reading (the status, events, evidence, metrics, the live stream): as `[http] status_login` says; by
+  default loopback clients read freely and everyone else logs in.
+- Control (trip, reset, logout): the admin only, always.
+- A browser logs in with the admin credential (`POST /api/v1/login`) and gets a session cookie (HttpOnly,
+  SameSite=Strict, Secure over HTTPS) and a CSRF token; a control request on the cookie must carry the
+  token in `X-CSRF-Token`. Scripts send `Authorization: Bearer CREDENTIAL` on each request instead.
+- Failed attempts (a wrong password or credential) are counted per client address: after MAX_FAILURES
+  within a minute the address is refused (429) until the minute has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from appliance.web.auth import USER, AdminCredential, presented
+
+SESSION_COOKIE = "appliance_session"
+CSRF_HEADER = "X-CSRF-Token"
+MAX_SESSIONS = 64  # logged-in browsers at once; the oldest session goes first
+MAX_PASSWORD = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    csrf: str
+    expires: float  # monotonic seconds
+
+
+class Sessions:
+    """Browser sessions in memory (a restart logs everyone out), keyed by a hash of the cookie's token."""
+
+    def __init__(self, lifetime_s: float) -> None:
+        self.lifetime_s = lifetime_s
+        self._by_key: collections.OrderedDict[bytes, Session] = collections.OrderedDict()
+
+    def open(self) -> tuple[str, Session]:
+        token = secrets.token_urlsafe(32)
+        session = Session(secrets.token_urlsafe(32), time.monotonic() + self.lifetime_s)
+        self._by_key[_key(token)] = session
+        while len(self._by_key) > MAX_SESSIONS:
+            self._by_key.popitem(last=False)
+        return token, session
+
+    def find(self, token: str | None) -> Session | None:
+        if not token:
+            return None
+        key = _key(token)
+        session = self._by_key.get(key)
+        if session is not None and session.expires < time.monotonic():
+            del self._by_key[key]
+            return None
+        return session
+
+    def close(self, token: str | None) -> None:
+        if token:
+            self._by_key.pop(_key(token), None)
+
+
+def _key(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request comes from: the admin (by session or by credential) or nobody in particular."""
+
+    admin: bool
+    session: Session | None = None  # set when proven by the session cookie
+
+
+ANONYMOUS = Caller(admin=False)
+
+
+def refused(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+class Access:
+    """The checks every route uses; `routes()` are login, logout and session."""
+
+    def __init__(
+        self,
+        credentials: Callable[[], AdminCredential | None],
+        status_login: str = "remote",
+        secure_cookies: bool = False,
+        session_hours: float = 12.0,
+    ) -> None:
+        self.credentials = credentials
+        self.status_login = status_login
+        self.secure_cookies = secure_cookies
+        self.sessions = Sessions(session_hours * 3600)
+
+    async def caller(self, request: Request) -> Caller | Response:
+        """Who is asking: a session cookie, else an Authorization header; a refusal when a credential was
+        presented and is wrong (counted), or the client is blocked."""
+        session = self.sessions.find(request.cookies.get(SESSION_COOKIE))
+        if session is not None:
+            return Caller(admin=True, session=session)
+        plain = presented(request.headers.get("authorization", ""))
+        if plain is None:
+            return ANONYMOUS
+        credential = self.credentials()
+        if credential is None:
+            return refused(503, "no admin credential on this box yet")
+        client = client_address(request)
+        if credential.blocked(client):
+            return too_many()
+        if not await asyncio.to_thread(credential.verify, plain):
+            credential.failed(client)
+            return refused(401, "wrong credential", **{"WWW-Authenticate": 'Bearer realm="appliance"'})
+        return Caller(admin=True)
+
+    async def read(self, request: Request) -> Response | None:
+        """None when the caller may read the status; else the refusal."""
+        if self.status_login == "never" or (self.status_login == "remote" and is_loopback(request)):
+            return None
+        caller = await self.caller(request)
+        if isinstance(caller, Response):
+            return caller
+        if not caller.admin:
+            return refused(
+                401,
+                "log in to read the status (POST /api/v1/login, or Authorization: Bearer CREDENTIAL)",
+                **{"WWW-Authenticate": 'Bearer realm="appliance"'},
+            )
+        return None
+
+    async def control(self, request: Request) -> Response | None:
+        """None when the caller is the admin and, on a session, sent the session's CSRF token."""
+        caller = await self.caller(request)
+        if isinstance(caller, Response):
+            return caller
+        if not caller.admin:
+            return refused(
+                401,
+                "authentication required: log in, or send Authorization: Bearer <admin credential>",
+                **{"WWW-Authenticate": 'Bearer realm="appliance"'},
+            )
+        if caller.session is not None:
+            token = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(token.encode(), caller.session.csrf.encode()):
+                return refused(403, f"CSRF token missing or wrong: send the session's token in {CSRF_HEADER}")
+            if not same_origin(request):
+                return refused(403, "cross-origin request refused")
+        return None
+
+    async def login(self, request: Request) -> Response:
+        credential = self.credentials()
+        if credential is None:
+            return refused(503, "no admin credential on this box yet")
+        client = client_address(request)
+        if credential.blocked(client):
+            return too_many()
+        password = await password_of(request)
+        if isinstance(password, Response):
+            return password
+        if not await asyncio.to_thread(credential.verify, password):
+            credential.failed(client)
+            return refused(401, "wrong user or password")
+        token, session = self.sessions.open()
+        response = JSONResponse(
+            {"user": USER, "csrf": session.csrf, "expires_in_s": self.sessions.lifetime_s}
+        )
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=int(self.sessions.lifetime_s),
+            httponly=True,
+            samesite="strict",
+            secure=self.secure_cookies,
+        )
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        if (refusal := await self.control(request)) is not None:
+            return refusal
+        self.sessions.close(request.cookies.get(SESSION_COOKIE))
+        response = JSONResponse({"user": None})
+        response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict", secure=self.secure_cookies)
+        return response
+
+    async def session(self, request: Request) -> Response:
+        """What the page needs to know: logged in or not, the CSRF token, whether reading needs a login."""
+        caller = await self.caller(request)
+        if isinstance(caller, Response):
+            return caller
+        read_needs_login = not (
+            self.status_login == "never" or (self.status_login == "remote" and is_loopback(request))
+        )
+        return JSONResponse(
+            {
+                "user": USER if caller.admin else None,
+                "csrf": caller.session.csrf if caller.session else None,
+                "read_needs_login": read_needs_login,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/v1/login", self.login, methods=["POST"]),
+            Route("/api/v1/logout", self.logout, methods=["POST"]),
+            Route("/api/v1/session", self.session, methods=["GET"]),
+        ]
+
+
+async def password_of(request: Request) -> str | Response:
+    """The password of a login body: JSON {"password": "..."} (a "user" key, if any, must be admin)."""
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("password"), str):
+        return refused(400, 'body: expected JSON such as {"user": "admin", "password": "..."}')
+    if body.get("user", USER) != USER:
+        return refused(401, "wrong user or password")
+    if not 0 < len(body["password"]) <= MAX_PASSWORD:
+        return refused(400, f"password: 1 to {MAX_PASSWORD} characters")
+    return str(body["password"])
+
+
+def too_many() -> JSONResponse:
+    return refused(429, "too many failed attempts from this address; wait a minute", **{"Retry-After": "60"})
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def is_loopback(request: Request) -> bool:
+    try:
+        return ipaddress.ip_address(client_address(request)).is_loopback
+    except ValueError:
+        return False
+
+
+def same_origin(request: Request) -> bool:
+    """A browser's Origin, when it sends one, must name this box as the Host header does."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
