@@ -14,6 +14,7 @@ from typing import Any
 
 from appliance.config.models import ApplianceConfig, split_host_port
 from appliance.fieldbus import build_field
+from appliance.health import HealthWatch
 from appliance.loop_lag import LoopMonitor
 from appliance.qc.pipeline import QcPipeline
 from appliance.records import Event, Reading, Severity
@@ -91,8 +92,10 @@ class Runtime:
             self if config.safety is not None else None,
             access,
             self.snapshot.history,
+            version=VERSION,
         )
         self.loop_monitor = LoopMonitor()
+        self.health = HealthWatch(self.status)
         world = [BenchWorld(config_path)] if config.bench is not None else []
         field = build_field(config, self.publish)
         self.rules: SafetyRules | None = None
@@ -131,6 +134,7 @@ class Runtime:
             *field,
             *qc,
             self.web,
+            self.health,
         ]
         self._started: list[Service] = []
         self.hardware: HardwareReport | None = None
@@ -175,6 +179,7 @@ class Runtime:
             "estop": self._estop(),
             "sync": self._sync(),
             "disk": self._disk(),
+            "insights": self.health.current,
             "runtime": {
                 "version": VERSION,
                 "pid": os.getpid(),

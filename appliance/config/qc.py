@@ -69,6 +69,8 @@ class QcSettings(_Settings):
     output: Annotated[int, Field(ge=0)] = 0  # classification: which output holds the class scores
     detection: DetectionSettings = DetectionSettings()  # detection: which output is which
     queue_frames: Annotated[int, Field(ge=1, le=100)] = 2  # frames waiting for inference; the oldest drop
+    # p99 frame latency (ms) above this is reported as a health insight; the line still runs
+    latency_budget_ms: Annotated[float, Field(gt=0)] = 100.0
     camera: CameraSettings
     policy: dict[str, ClassPolicySettings] = {}
     evidence: EvidenceSettings = EvidenceSettings()

@@ -5,6 +5,7 @@ go to the event loop as events; rejects are kept as evidence."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import dataclasses
 import logging
@@ -31,6 +32,34 @@ log = logging.getLogger(__name__)
 
 EventSink = Callable[[list[Event]], None]
 LATENCY_WINDOW = 1000
+# upper bounds (ms) of the latency histogram's buckets; one more bucket holds everything slower
+LATENCY_BUCKETS_MS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
+
+
+class LatencyHistogram:
+    """Every frame's latency since start in fixed buckets, for /metrics: one bisect and two adds a frame."""
+
+    def __init__(self, bounds_ms: tuple[float, ...] = LATENCY_BUCKETS_MS) -> None:
+        self.bounds_ms = bounds_ms
+        self.counts = [0] * (len(bounds_ms) + 1)
+        self.sum_ms = 0.0
+
+    def observe(self, ms: float) -> None:
+        """Counts one latency in the first bucket whose bound is at least `ms` (Prometheus's `le`)."""
+        self.counts[bisect.bisect_left(self.bounds_ms, ms)] += 1
+        self.sum_ms += ms
+
+    def snapshot(self) -> dict[str, Any]:
+        """Per-bucket counts (not cumulative): counts[i] is the frames above le_ms[i - 1] and at most
+        le_ms[i]; the last count, one more than le_ms has bounds, is the frames above the last bound.
+        `count` is the sum of the copied counts, so it always agrees with them."""
+        counts = list(self.counts)  # one copy while the inference thread keeps counting
+        return {
+            "le_ms": list(self.bounds_ms),
+            "counts": counts,
+            "sum_ms": round(self.sum_ms, 3),
+            "count": sum(counts),
+        }
 
 
 class QcPipeline(Service):
@@ -85,6 +114,7 @@ class QcPipeline(Service):
         self.frames = 0
         self.defects: collections.Counter[str] = collections.Counter()
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
+        self.latency_histogram = LatencyHistogram()
         self.frame_times: collections.deque[float] = collections.deque(maxlen=200)
         self.rejects: collections.deque[dict[str, Any]] = collections.deque(maxlen=12)
         self.last_scores: np.ndarray | None = None
@@ -142,6 +172,8 @@ class QcPipeline(Service):
                 "p50": round(float(np.percentile(lat, 50)), 3) if lat is not None else None,
                 "p99": round(float(np.percentile(lat, 99)), 3) if lat is not None else None,
             },
+            "latency_histogram": self.latency_histogram.snapshot(),
+            "latency_budget_ms": self.settings.latency_budget_ms,
             "scores": self._shown_scores(),
             "active": sorted(self.policy.active),
             "detections": [
@@ -214,7 +246,9 @@ class QcPipeline(Service):
             # only the classes the policy watches: a 1000-class model costs no more than a 6-class one here
             watched = {label: float(scores[i]) for label, i in self._watched}
         decisions = self.policy.decide(watched, frame.index, frame.ts)
-        self.latencies.append((time.perf_counter() - began) * 1000)  # frame in memory -> decision recorded
+        latency_ms = (time.perf_counter() - began) * 1000  # frame in memory -> decision recorded
+        self.latencies.append(latency_ms)
+        self.latency_histogram.observe(latency_ms)
         self.frames += 1
         self.frame_times.append(time.monotonic())
         self.last_scores = scores

@@ -30,8 +30,10 @@ def estop_routes(control: EstopControl | None, access: Access) -> list[Route]:
             return refused
         body = await request.body()
         try:
-            reason = str(json.loads(body).get("reason", "")) if body.strip() else ""
+            reason = json.loads(body).get("reason", "") if body.strip() else ""
         except (ValueError, AttributeError):
+            reason = None
+        if not isinstance(reason, str):
             return JSONResponse({"error": 'body: expected JSON such as {"reason": "guard open"}'}, 400)
         try:
             assert control is not None  # authorized() answered 404 otherwise

@@ -21,6 +21,9 @@ from appliance.records import is_file_name
 from appliance.service import Service
 from appliance.web.access import Access
 from appliance.web.estop import EstopControl, estop_routes
+from appliance.web.metrics import CONTENT_TYPE as METRICS_TYPE
+from appliance.web.metrics import render as render_metrics
+from appliance.web.openapi import describe
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +45,15 @@ def build_app(
     control: EstopControl | None = None,
     access: Access | None = None,
     history: HistorySource = dict,
+    version: str = "unknown",
 ) -> Starlette:
     """The ASGI app; `status` builds the /api/v1/status document on each request."""
     access = access or Access(lambda: None)
     streams = _StreamCount()
+    description = describe(version)
+
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(description)
 
     async def page(_: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
@@ -54,6 +62,13 @@ def build_app(
         if (refusal := await access.read(request)) is not None:
             return refusal
         return JSONResponse(status(), headers={"Cache-Control": "no-store"})
+
+    async def metrics(request: Request) -> Response:
+        if (refusal := await access.read(request)) is not None:
+            return refusal
+        return Response(
+            render_metrics(status()), media_type=METRICS_TYPE, headers={"Cache-Control": "no-store"}
+        )
 
     async def api_history(request: Request) -> Response:
         if (refusal := await access.read(request)) is not None:
@@ -101,6 +116,8 @@ def build_app(
             Route("/api/v1/history", api_history),
             Route("/api/v1/events", api_events),
             Route("/evidence/{name}", evidence_file),
+            Route("/openapi.json", openapi),
+            Route("/metrics", metrics),
             *access.routes(),
             *estop_routes(control, access),
         ]
@@ -163,10 +180,11 @@ class WebServer(Service):
         access: Access | None = None,
         history: HistorySource = dict,
         tls: tuple[Path, Path] | None = None,
+        version: str = "unknown",
     ) -> None:
         super().__init__()
         self.host, self.port, self.tls = host, port, tls
-        self.app = build_app(status, events, evidence, control, access, history)
+        self.app = build_app(status, events, evidence, control, access, history, version)
         self._socket: socket.socket | None = None
         self._server: _QuietServer | None = None
         self.url = ""

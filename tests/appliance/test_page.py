@@ -149,11 +149,21 @@ def test_the_page_shows_the_stop_output_trip_and_reset(browser: object, tmp_path
         assert rule.locator(".badge").inner_text() == "clear"
         assert "warning" in rule.inner_text()
         assert "POST /api/v1/estop/trip" in section.inner_text()
+        assert page.locator("#estop-control").is_hidden()  # not logged in: no buttons
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "status-estop-ok.png"), full_page=True)
 
-        code, answer = app.post("api/v1/estop/trip", token, {"reason": "guard open"})
-        assert code == 200, answer
+        page.click("#login-button")
+        page.fill("#login-password", "not the credential")
+        page.click("#login-form button[type=submit]")
+        page.wait_for_function("document.getElementById('login-error').textContent !== ''", timeout=10_000)
+        assert "wrong" in page.locator("#login-error").inner_text()
+        page.fill("#login-password", token)
+        page.click("#login-form button[type=submit]")
+        page.locator("#estop-control").wait_for(state="visible", timeout=10_000)
+        assert page.locator("#who").inner_text() == "logged in as admin"
+        page.fill("#trip-reason", "guard open")
+        page.click("#trip-button")
         page.wait_for_function(state, arg="tripped", timeout=10_000)
         assert page.locator("#estop-label").inner_text() == "TRIPPED"
         assert "guard open" in section.locator('tr[data-fact="reason"] td').inner_text()
@@ -170,9 +180,12 @@ def test_the_page_shows_the_stop_output_trip_and_reset(browser: object, tmp_path
             "document.documentElement.scrollWidth <= window.innerWidth"
         )  # no sideways scroll
         page.screenshot(path=str(SHOTS / "status-estop-phone.png"), full_page=True)
+        page.wait_for_function(
+            "document.querySelector('[data-insight=\"estop-tripped\"]') !== null", timeout=10_000
+        )
+        assert "guard open" in page.locator('[data-insight="estop-tripped"]').inner_text()
 
-        code, answer = app.post("api/v1/estop/reset", token)
-        assert code == 200, answer
+        page.click("#reset-button")
         page.wait_for_function(state, arg="ok", timeout=10_000)
         assert page.locator("#estop-label").inner_text() == "Line energized \u2014 running allowed"
         page.wait_for_function("document.querySelectorAll('#estop-history tr').length === 2", timeout=10_000)
