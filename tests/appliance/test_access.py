@@ -220,3 +220,43 @@ def test_the_live_stream_sends_the_status_every_second(
         assert 0.8 < time.monotonic() - began < 4.0  # one a second, not a flood
 
     on_loopback_over_https(admin, tmp_path, body)
+
+
+def test_appliance_run_serves_https_with_its_own_certificate_and_asks_everyone_to_log_in(
+    tmp_path: Path,
+) -> None:
+    from tests.conftest import bench_config, free_port, start_appliance
+
+    config = tmp_path / "a.toml"
+    config.write_text(
+        bench_config(free_port()).replace(
+            '[http]\nlisten = "127.0.0.1:0"\n',
+            '[http]\nlisten = "127.0.0.1:0"\nstatus_login = "always"\ntls = "self-signed"\n',
+        )
+    )
+    assert 'tls = "self-signed"' in config.read_text()
+    prints: list[str] = []
+    token = ""
+    for _ in range(2):  # the second start keeps the certificate the first one made
+        app = start_appliance(config, tmp_path / "data")
+        try:
+            assert app.url.startswith("https://127.0.0.1:")
+            cert = tmp_path / "data" / "https" / "cert.pem"
+            context = ssl.create_default_context(cafile=str(cert))  # checks the name 127.0.0.1 too
+            code, _, answer = request(app.url + "api/v1/status", context)
+            assert code == 401 and "log in" in answer["error"]  # loopback too, with "always"
+            if not prints:
+                token = app.admin_credential()
+            code, _, answer = request(app.url + "api/v1/status", context, Authorization=f"Bearer {token}")
+            assert code == 200 and answer["device"] == "test-box"
+            deadline = time.monotonic() + 5
+            while (
+                not any("certificate SHA-256" in line for line in app.stdout) and time.monotonic() < deadline
+            ):
+                time.sleep(0.05)
+            line = next(line for line in app.stdout if "certificate SHA-256" in line)
+            assert line.split(": ", 1)[1].strip() == fingerprint(cert)
+            prints.append(fingerprint(cert))
+        finally:
+            app.stop()
+    assert prints[0] == prints[1]

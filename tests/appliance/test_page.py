@@ -106,6 +106,7 @@ def test_the_page_shows_defects_found_by_the_camera_qc(browser: object, tmp_path
         )
         assert not page.locator("#qc-section").is_hidden()
         assert page.locator("#qc-classes tr").count() >= 5
+        assert "ms per frame" in page.locator("#hal").inner_text()  # the plan's measured latency
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "status-qc.png"), full_page=True)
         page.close()
@@ -219,3 +220,32 @@ def test_the_page_shows_the_sync_tier_and_backlog(browser: object, tmp_path: Pat
             page.close()
         finally:
             rig.stop(runtime)
+
+
+def test_where_reading_needs_a_login_the_page_asks_for_it_first(browser: object, tmp_path: Path) -> None:
+    config = tmp_path / "a.toml"
+    config.write_text(
+        bench_config(free_port()).replace(
+            '[http]\nlisten = "127.0.0.1:0"\n', '[http]\nlisten = "127.0.0.1:0"\nstatus_login = "always"\n'
+        )
+    )
+    app = start_appliance(config, tmp_path / "data")
+    try:
+        token = app.admin_credential()
+        page = browser.new_page(viewport={"width": 390, "height": 844})  # type: ignore[attr-defined]
+        page.goto(app.url)
+        page.locator("#login-section").wait_for(state="visible", timeout=10_000)
+        assert "log in" in page.locator("#link").inner_text()
+        assert page.locator("#sensors tr").count() == 0  # nothing shown before the login
+        page.fill("#login-password", token)
+        page.click("#login-form button[type=submit]")
+        page.locator('tr[data-sensor="line.temperature"]').wait_for(timeout=10_000)
+        page.wait_for_function("document.getElementById('link').className === 'live'", timeout=10_000)
+        assert page.locator("#login-section").is_hidden()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "status-after-login-phone.png"), full_page=True)
+        page.click("#logout-button")
+        page.locator("#login-section").wait_for(state="visible", timeout=10_000)
+        page.close()
+    finally:
+        app.close()
