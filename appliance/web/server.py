@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -108,7 +109,18 @@ def build_app(
             return JSONResponse({"error": f"no evidence {name!r}"}, status_code=404)
         return FileResponse(path, media_type="image/jpeg")
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Every error as JSON with a message, 404s and wrong methods included."""
+        assert isinstance(exc, HTTPException)
+        message = {404: f"no such route: {request.url.path}", 405: f"{request.method} is not allowed here"}
+        return JSONResponse(
+            {"error": message.get(exc.status_code, str(exc.detail))},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
     return Starlette(
+        exception_handlers={HTTPException: http_error},
         routes=[
             Route("/", page),
             Route("/api/v1/status", api_status),
@@ -120,7 +132,7 @@ def build_app(
             Route("/metrics", metrics),
             *access.routes(),
             *estop_routes(control, access),
-        ]
+        ],
     )
 
 

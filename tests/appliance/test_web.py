@@ -63,12 +63,17 @@ def test_the_page_is_html_that_follows_the_live_stream() -> None:
     asyncio.run(serve_and(body))
 
 
-def test_unknown_routes_are_404() -> None:
+def test_unknown_routes_and_wrong_methods_are_json_errors() -> None:
     def body(url: str) -> None:
         with pytest.raises(urllib.error.HTTPError) as caught:
             fetch(url + "nope")
-        assert caught.value.code == 404
-        caught.value.close()
+        with caught.value as error:
+            assert error.code == 404 and json.load(error) == {"error": "no such route: /nope"}
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(urllib.request.Request(url + "api/v1/status", data=b"", method="POST"))
+        with caught.value as error:
+            assert error.code == 405 and json.load(error) == {"error": "POST is not allowed here"}
+            assert "GET" in error.headers["allow"]
 
     asyncio.run(serve_and(body))
 
