@@ -114,6 +114,11 @@ class Access:
         plain = presented(request.headers.get("authorization", ""))
         if plain is None:
             return ANONYMOUS
+        wrong = refused(401, "wrong credential", **{"WWW-Authenticate": 'Bearer realm="appliance"'})
+        return await self._proven(request, plain, wrong) or Caller(admin=True)
+
+    async def _proven(self, request: Request, plain: str, wrong: Response) -> Response | None:
+        """None if `plain` is the admin credential; else the refusal (a wrong one is counted)."""
         credential = self.credentials()
         if credential is None:
             return refused(503, "no admin credential on this box yet")
@@ -122,8 +127,8 @@ class Access:
             return too_many()
         if not await asyncio.to_thread(credential.verify, plain):
             credential.failed(client)
-            return refused(401, "wrong credential", **{"WWW-Authenticate": 'Bearer realm="appliance"'})
-        return Caller(admin=True)
+            return wrong
+        return None
 
     async def read(self, request: Request) -> Response | None:
         """None when the caller may read the status; else the refusal."""
@@ -160,18 +165,13 @@ class Access:
         return None
 
     async def login(self, request: Request) -> Response:
-        credential = self.credentials()
-        if credential is None:
-            return refused(503, "no admin credential on this box yet")
-        client = client_address(request)
-        if credential.blocked(client):
-            return too_many()
         password = await password_of(request)
         if isinstance(password, Response):
             return password
-        if not await asyncio.to_thread(credential.verify, password):
-            credential.failed(client)
-            return refused(401, "wrong user or password")
+        if (
+            refusal := await self._proven(request, password, refused(401, "wrong user or password"))
+        ) is not None:
+            return refusal
         token, session = self.sessions.open()
         response = JSONResponse(
             {"user": USER, "csrf": session.csrf, "expires_in_s": self.sessions.lifetime_s}
