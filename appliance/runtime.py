@@ -25,7 +25,7 @@ from appliance.service import Service
 from appliance.snapshot import SensorSnapshot
 from appliance.store import Store
 from appliance.web import WebServer
-from appliance.web.access import Access
+from appliance.web.access import Access, is_loopback_host
 from appliance.web.auth import USER, AdminCredential
 from appliance.world import BenchWorld
 from hal.plan import InferencePlan
@@ -257,6 +257,12 @@ class Runtime:
         """The status page's certificate and key: none, the configured files, or the box's own."""
         tls = self.config.http.tls
         if tls == "off":
+            if not is_loopback_host(self.web.host):
+                log.warning(
+                    "the status page listens on %s without TLS: logins cross the network in clear;"
+                    ' set [http] tls = "self-signed" (docs/web.md)',
+                    self.web.host,
+                )
             return None
         from appliance.web.tls import fingerprint, self_signed  # cryptography: only for a box with HTTPS
 

@@ -243,8 +243,15 @@ def client_address(request: Request) -> str:
 
 
 def is_loopback(request: Request) -> bool:
+    return is_loopback_host(client_address(request))
+
+
+def is_loopback_host(host: str) -> bool:
+    """An address of this machine only (127.0.0.0/8, ::1, localhost); names other than localhost are not."""
+    if host == "localhost":
+        return True
     try:
-        return ipaddress.ip_address(client_address(request)).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
