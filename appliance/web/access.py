@@ -132,7 +132,7 @@ class Access:
 
     async def read(self, request: Request) -> Response | None:
         """None when the caller may read the status; else the refusal."""
-        if self.status_login == "never" or (self.status_login == "remote" and is_loopback(request)):
+        if self._reads_freely(request):
             return None
         caller = await self.caller(request)
         if isinstance(caller, Response):
@@ -144,6 +144,16 @@ class Access:
                 **{"WWW-Authenticate": 'Bearer realm="appliance"'},
             )
         return None
+
+    def still_reads(self, request: Request) -> bool:
+        """For a live stream let in by `read()`: whether that still holds (its session may have ended)."""
+        if self._reads_freely(request):
+            return True
+        token = request.cookies.get(SESSION_COOKIE)
+        return token is None or self.sessions.find(token) is not None  # else a bearer, still valid
+
+    def _reads_freely(self, request: Request) -> bool:
+        return self.status_login == "never" or (self.status_login == "remote" and is_loopback(request))
 
     async def control(self, request: Request) -> Response | None:
         """None when the caller is the admin and, on a session, sent the session's CSRF token."""
@@ -199,9 +209,7 @@ class Access:
         caller = await self.caller(request)
         if isinstance(caller, Response):
             return caller
-        read_needs_login = not (
-            self.status_login == "never" or (self.status_login == "remote" and is_loopback(request))
-        )
+        read_needs_login = not self._reads_freely(request)
         return JSONResponse(
             {
                 "user": USER if caller.admin else None,

@@ -83,7 +83,7 @@ def build_app(
         if streams.open >= MAX_STREAMS:
             return JSONResponse({"error": f"{MAX_STREAMS} live streams open already"}, status_code=503)
         return StreamingResponse(
-            streams.follow(status),
+            streams.follow(status, lambda: access.still_reads(request)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -142,11 +142,13 @@ class _StreamCount:
     def __init__(self) -> None:
         self.open = 0
 
-    async def follow(self, status: StatusSource) -> AsyncIterator[str]:
+    async def follow(self, status: StatusSource, allowed: Callable[[], bool]) -> AsyncIterator[str]:
+        """Until the client goes, or what let it in no longer holds (a logout): then the browser
+        reconnects, is refused, and the page asks for a login."""
         self.open += 1
         try:
             yield f"retry: {int(STREAM_INTERVAL_S * 2000)}\n\n"  # how soon a browser reconnects
-            while True:
+            while allowed():
                 yield f"event: status\ndata: {json.dumps(status(), separators=(',', ':'))}\n\n"
                 await asyncio.sleep(STREAM_INTERVAL_S)
         finally:

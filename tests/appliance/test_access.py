@@ -260,3 +260,39 @@ def test_appliance_run_serves_https_with_its_own_certificate_and_asks_everyone_t
         finally:
             app.stop()
     assert prints[0] == prints[1]
+
+
+def test_a_live_stream_ends_when_its_session_logs_out(admin: tuple[AdminCredential, str]) -> None:
+    admin[0].failures.clear()
+    server = WebServer("127.0.0.1", 0, lambda: STATUS, access=Access(lambda: admin[0], "always"))
+
+    def body(url: str) -> None:
+        plain = ssl.create_default_context()  # unused over plain HTTP
+        code, headers, answer = request(
+            url + "api/v1/login", plain, json.dumps({"password": admin[1]}).encode()
+        )
+        assert code == 200
+        cookie = headers["set-cookie"].split(";")[0]
+        stream = urllib.request.urlopen(
+            urllib.request.Request(url + "api/v1/stream", headers={"Cookie": cookie}), timeout=5
+        )
+        with stream:
+            while not stream.readline().startswith(b"data: "):
+                pass
+            code, _, _ = request(
+                url + "api/v1/logout", plain, b"{}", Cookie=cookie, **{CSRF_HEADER: answer["csrf"]}
+            )
+            assert code == 200
+            began = time.monotonic()
+            while stream.readline():  # the server ends the stream: EOF
+                assert time.monotonic() - began < 4, "the stream went on after the logout"
+        assert request(url + "api/v1/stream", plain, Cookie=cookie)[0] == 401  # a reconnect is refused
+
+    async def run() -> None:
+        await server.start()
+        try:
+            await asyncio.to_thread(body, server.url)
+        finally:
+            await server.stop()
+
+    asyncio.run(run())
