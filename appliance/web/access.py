@@ -134,16 +134,17 @@ class Access:
         """None when the caller may read the status; else the refusal."""
         if self._reads_freely(request):
             return None
+        caller = await self._admin(
+            request, "log in to read the status (POST /api/v1/login, or Authorization: Bearer CREDENTIAL)"
+        )
+        return caller if isinstance(caller, Response) else None
+
+    async def _admin(self, request: Request, why: str) -> Caller | Response:
+        """The caller if it is the admin; else a refusal: 401 saying `why`, or the caller's own."""
         caller = await self.caller(request)
-        if isinstance(caller, Response):
+        if isinstance(caller, Response) or caller.admin:
             return caller
-        if not caller.admin:
-            return refused(
-                401,
-                "log in to read the status (POST /api/v1/login, or Authorization: Bearer CREDENTIAL)",
-                **{"WWW-Authenticate": 'Bearer realm="appliance"'},
-            )
-        return None
+        return refused(401, why, **{"WWW-Authenticate": 'Bearer realm="appliance"'})
 
     def still_reads(self, request: Request) -> bool:
         """For a live stream let in by `read()`: whether that still holds (its session may have ended)."""
@@ -157,15 +158,11 @@ class Access:
 
     async def control(self, request: Request) -> Response | None:
         """None when the caller is the admin and, on a session, sent the session's CSRF token."""
-        caller = await self.caller(request)
+        caller = await self._admin(
+            request, "authentication required: log in, or send Authorization: Bearer <admin credential>"
+        )
         if isinstance(caller, Response):
             return caller
-        if not caller.admin:
-            return refused(
-                401,
-                "authentication required: log in, or send Authorization: Bearer <admin credential>",
-                **{"WWW-Authenticate": 'Bearer realm="appliance"'},
-            )
         if caller.session is not None:
             token = request.headers.get(CSRF_HEADER, "")
             if not hmac.compare_digest(token.encode(), caller.session.csrf.encode()):
