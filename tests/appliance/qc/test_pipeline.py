@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -64,8 +66,20 @@ def test_defects_become_events_with_evidence(tmp_path: Path) -> None:
             later = json.load(response)
         assert later and all(e["id"] > red[0]["id"] for e in later)
         reject = app.wait_for(lambda s: s["qc"]["evidence"]["saved"] >= 1)["qc"]["rejects"][0]
-        with urllib.request.urlopen(app.url + "evidence/" + reject["thumbnail"], timeout=5) as response:
-            thumb = cv2.imdecode(np.frombuffer(response.read(), np.uint8), cv2.IMREAD_COLOR)
+        # the newest reject's files are written a moment after it is listed, by the evidence thread
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    app.url + "evidence/" + reject["thumbnail"], timeout=5
+                ) as response:
+                    thumb = cv2.imdecode(np.frombuffer(response.read(), np.uint8), cv2.IMREAD_COLOR)
+                break
+            except urllib.error.HTTPError as error:
+                error.close()
+                if error.code != 404 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         assert thumb is not None and thumb.shape[1] == 160  # the long side of the thumbnail
     finally:
         assert app.stop() == 0
