@@ -22,6 +22,7 @@ from typing import Any
 
 from bench.perf.processes import Runtime, start_runtime
 from bench.perf.world import sim_world
+from bench.upstream.batches import STREAMS
 from bench.upstream.broker import Mosquitto
 from bench.upstream.receiver import Receiver
 
@@ -193,10 +194,7 @@ class SyncRig:
     def produced(self) -> dict[str, int]:
         """Records the store ever held, per stream: ids are dense from 1 and the newest is never evicted."""
         with contextlib.closing(sqlite3.connect(self.data / "appliance.db")) as conn:
-            return {
-                s: conn.execute(f"SELECT coalesce(max(id), 0) FROM {s}").fetchone()[0]
-                for s in ("readings", "events", "evidence")
-            }
+            return {s: conn.execute(f"SELECT coalesce(max(id), 0) FROM {s}").fetchone()[0] for s in STREAMS}
 
     def account(self, settle_s: float = 30.0) -> dict[str, Any]:
         """Produced, delivered unique, thinned and the ratio per stream, with the receiver's findings, once
