@@ -6,7 +6,7 @@ Order of eviction, each step until the database is back under the low-water mark
    important. Each thinned record is counted in its class's outbox cursor and reported in the next
    batch's header, so the receiver can tell thinned from lost.
 Critical records are never evicted. The newest row of a table is never deleted either, so SQLite never
-hands out a row id twice (ids name records upstream).
+hands out a row id twice (ids name records upstream), and thinning keeps a class's newest record.
 """
 
 from __future__ import annotations
@@ -80,6 +80,13 @@ def _newest(conn: sqlite3.Connection, stream: str) -> int:
     return int(conn.execute(f"SELECT coalesce(max(id), 0) FROM {stream}").fetchone()[0])
 
 
+def _newest_of_class(conn: sqlite3.Connection, stream: str, prio: Priority) -> int:
+    """Thinning keeps it, so a thinned series keeps its span however often it is thinned."""
+    return int(
+        conn.execute(f"SELECT coalesce(max(id), 0) FROM {stream} WHERE prio = ?", (int(prio),)).fetchone()[0]
+    )
+
+
 def _drop_delivered(conn: sqlite3.Connection, stream: str, prio: Priority) -> int:
     upto = min(delivered_id(conn, stream, prio), _newest(conn, stream) - 1)
     cur = conn.execute(
@@ -101,7 +108,7 @@ def _thin_unsent(conn: sqlite3.Connection, stream: str, prio: Priority) -> int:
         r[0]
         for r in conn.execute(
             f"SELECT id FROM {stream} WHERE prio = ? AND id > ? AND id < ? ORDER BY id LIMIT ?",
-            (int(prio), after, _newest(conn, stream), 2 * CHUNK),
+            (int(prio), after, min(_newest(conn, stream), _newest_of_class(conn, stream, prio)), 2 * CHUNK),
         )
     ]
     victims = ids[1::2]
