@@ -36,6 +36,7 @@ async def start(*args: str, ready: str, timeout_s: float) -> tuple[asyncio.subpr
     group: Ctrl-C at a terminal reaches the runtime, which stops its children in order."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
+        "-P",  # the current directory stays off the import path: nothing there can pose as our code
         "-m",
         *args,
         stdout=asyncio.subprocess.PIPE,

@@ -7,18 +7,13 @@ stack, the store or the sync code (DESIGN.md, Processes).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import logging
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from appliance.config.loader import DEFAULT_CONFIG, ConfigError, load_config, read_toml
-from appliance.config.models import check_host_port
+from appliance.tomlfile import DEFAULT_CONFIG, ConfigError, read_toml
 
 if TYPE_CHECKING:
     from appliance.runtime import Runtime
@@ -108,6 +103,8 @@ def show_hal(root: Path, as_json: bool) -> int:
     if not root.is_dir():
         print(f"appliance hal: --root {root}: not a directory", file=sys.stderr)
         return 2
+    import json
+
     report = detect(root)
     print(json.dumps(report.to_dict(), indent=2) if as_json else render(report))
     return 0
@@ -115,6 +112,8 @@ def show_hal(root: Path, as_json: bool) -> int:
 
 def check_config(path: Path) -> int:
     """Print every mistake as `FILE: key.path: problem`; exit 2 if there is any."""
+    from appliance.config.loader import load_config
+
     lines: list[str] = []
     try:
         config = load_config(path)
@@ -140,6 +139,8 @@ def _raw_or_empty(path: Path) -> dict[str, object]:
 
 def _check_bench(path: Path) -> list[str]:
     """The [bench] table belongs to the bench; ask it, as a separate program, what it thinks."""
+    import subprocess
+
     result = subprocess.run(
         [sys.executable, "-m", "bench", "sim", "--check", "--config", str(path)],
         capture_output=True,
@@ -154,18 +155,17 @@ def _check_bench(path: Path) -> list[str]:
 
 
 def safety(args: argparse.Namespace) -> int:
+    """The supervisor reads only its own keys of [safety] (appliance/safety/settings.py): it stays small."""
+    from appliance.safety.settings import SettingsError, read_settings
     from appliance.safety.supervisor import run_supervisor
 
     try:
-        config = load_config(args.config)
-    except ConfigError as exc:
+        settings = read_settings(read_toml(args.config), str(args.config))
+    except (ConfigError, SettingsError) as exc:
         print("\n".join(exc.lines), file=sys.stderr)
         return 2
-    if config.safety is None:
-        print(f"{args.config}: safety: missing; the supervisor needs a [safety] section", file=sys.stderr)
-        return 2
     _log_to_stderr(args.log_level)
-    return run_supervisor(config.safety, args.data_dir)
+    return run_supervisor(settings, args.data_dir)
 
 
 def _log_to_stderr(level: str) -> None:
@@ -175,6 +175,10 @@ def _log_to_stderr(level: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from appliance.config.loader import load_config
+    from appliance.config.models import check_host_port
     from appliance.runtime import Runtime
     from appliance.store.migrations import SchemaTooNew
     from appliance.world import WorldFailed
@@ -204,6 +208,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(runtime: Runtime) -> None:
+    import asyncio
+    import signal
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

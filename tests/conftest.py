@@ -145,9 +145,11 @@ class ApplianceProcess:
             time.sleep(0.05)
         raise AssertionError(f"no admin credential printed: {self.stdout}")
 
-    def post(self, path: str, token: str | None, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        """POST JSON as the admin (`token`) or as nobody (None); (status code, decoded answer)."""
-        data = json.dumps(body).encode() if body is not None else b""
+    def post(
+        self, path: str, token: str | None, body: dict[str, Any] | None = None, raw: bytes | None = None
+    ) -> tuple[int, Any]:
+        """POST JSON (or `raw` bytes) as the admin (`token`) or as nobody (None); (status code, answer)."""
+        data = raw if raw is not None else json.dumps(body).encode() if body is not None else b""
         headers = {"Content-Type": "application/json"} | (
             {"Authorization": f"Bearer {token}"} if token else {}
         )

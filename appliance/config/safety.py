@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from appliance.safety.protocol import RULE_NAME_BYTES
+from appliance.safety.settings import DEFAULT_SOCKET, LIMITS
 
 SENSOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$"
 Severity = Literal["critical", "warning", "info"]
@@ -27,6 +30,13 @@ class _Rule(_Settings):
     sensor: Annotated[str, Field(pattern=SENSOR_PATTERN)]  # DEVICE.CHANNEL, as the status API lists it
     severity: Severity = "critical"
     name: str = ""  # shown in events; default: the type and the sensor
+
+    @field_validator("name")
+    @classmethod
+    def _short_name(cls, name: str) -> str:
+        if len(name.encode()) > RULE_NAME_BYTES:  # bytes, not characters: it travels in the heartbeat
+            raise ValueError(f"{len(name.encode())} bytes in UTF-8; at most {RULE_NAME_BYTES}")
+        return name
 
 
 class ThresholdRule(_Rule):
@@ -73,15 +83,21 @@ class StaleRule(_Rule):
 Rule = Annotated[ThresholdRule | RateRule | SigmaRule | StaleRule, Field(discriminator="type")]
 
 
+def _limited(key: str) -> Any:
+    """An integer key with the bounds and default the supervisor reads too (appliance/safety/settings.py)."""
+    least, most, default = LIMITS[key]
+    return Field(default, ge=least, le=most)
+
+
 class SafetySettings(_Settings):
     """The supervisor, its line and its deadline; the runtime's rules (docs/safety.md)."""
 
     supervisor: Literal["spawn", "external"] = "spawn"  # spawn: `appliance run` starts it (a desktop)
-    socket: Annotated[str, Field(min_length=1)] = "safety.sock"  # under the data directory
-    heartbeat_interval_ms: Annotated[int, Field(ge=5, le=10_000)] = 100
-    heartbeat_deadline_ms: Annotated[int, Field(ge=20, le=60_000)] = 500
-    tick_ms: Annotated[int, Field(ge=1, le=1000)] = 10
-    realtime_priority: Annotated[int, Field(ge=0, le=99)] = 20  # SCHED_FIFO if allowed; 0: normal
+    socket: Annotated[str, Field(min_length=1)] = DEFAULT_SOCKET  # under the data directory
+    heartbeat_interval_ms: int = _limited("heartbeat_interval_ms")
+    heartbeat_deadline_ms: int = _limited("heartbeat_deadline_ms")
+    tick_ms: int = _limited("tick_ms")
+    realtime_priority: int = _limited("realtime_priority")  # SCHED_FIFO if allowed; 0: normal
     watchdog: Literal["auto", "none", "systemd", "kernel"] = "auto"  # auto: systemd's if started by it
     trip_on_qc: bool = True  # critical QC defects trip the line
     stop_line: StopLineSettings

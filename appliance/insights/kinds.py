@@ -124,6 +124,12 @@ KINDS: Mapping[str, Kind] = {
     "estop-supervisor": Kind(
         _C, Topic.SAFETY, "Check that the supervisor runs (systemctl status appliance-safety) and its log."
     ),
+    "estop-unrecorded": Kind(
+        _C,
+        Topic.SAFETY,
+        "The line stays down. Free space on the data partition or fix what made it read-only (dmesg, df); "
+        "the supervisor writes the latch again each second.",
+    ),
     "loop-lag": Kind(
         _W, Topic.RUNTIME, "Check the CPU load (top) and the log; lower poll rates or camera fps."
     ),

@@ -105,6 +105,12 @@ def store_troubled(check: Check) -> Iterator[Insight]:
 def stop_output(check: Check) -> Iterator[Insight]:
     """The stop output de-energized: tripped, awaiting its first heartbeat, or cut off from its supervisor."""
     estop = check.section("estop")
+    latch_file = (estop.get("supervisor") or {}).get("latch_file") or {}
+    if latch_file.get("error"):
+        message = (
+            f"The stop output's latch is held in memory only: the disk refused it ({latch_file['error']})."
+        )
+        yield check.say("estop-unrecorded", "", message)
     if estop.get("state") != "tripped":
         return
     phase, reason = estop.get("phase"), text(estop.get("reason")) or "no reason given"

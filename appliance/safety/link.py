@@ -76,7 +76,7 @@ class SafetyLink(Service):
                 ):
                     await self._spawn()
                 await self._connect()
-            self._send(Kind.HEARTBEAT, "", {"causes": list(self.conditions())})
+            self._send(Kind.HEARTBEAT, "", {"causes": protocol.bounded_causes(self.conditions())})
             await asyncio.sleep(interval)
 
     async def close(self) -> None:
@@ -173,7 +173,13 @@ class SafetyLink(Service):
             target=self._read, args=(sock, secret), name="safety-link", daemon=True
         )
         self._reader.start()
-        self._send(Kind.HEARTBEAT, "", {"causes": list(self.conditions())})
+        if self.state.get("state") in ("ok", "tripped"):
+            # Back after a lost connection: the line was energized or latched, so it must come back only
+            # through a reset. The same supervisor tripped already (connection lost); a new one that lost
+            # its latch (files gone with its data directory) would otherwise energize at our first beat.
+            pid = self.state.get("supervisor", {}).get("pid")
+            self._send(Kind.TRIP, f"the runtime reconnected after losing the supervisor (pid {pid})", {})
+        self._send(Kind.HEARTBEAT, "", {"causes": protocol.bounded_causes(self.conditions())})
 
     def _disconnect(self) -> None:
         sock, self.sock = self.sock, None
@@ -204,6 +210,7 @@ class SafetyLink(Service):
 
     def _answered(self, data: dict[str, Any]) -> None:
         if "state" in data:
+            self._latch_recorded(data.get("supervisor", {}).get("latch_file", {}))
             self.state = data
             self._record_changes(data.get("history", []))
         if data.get("refused"):
@@ -212,6 +219,16 @@ class SafetyLink(Service):
         if waiting is not None:
             loop, future = waiting
             loop.call_soon_threadsafe(_settle, future, data)
+
+    def _latch_recorded(self, latch_file: dict[str, Any]) -> None:
+        """An event when the supervisor starts holding a latch it could not write to disk."""
+        was = self.state.get("supervisor", {}).get("latch_file", {}).get("error")
+        error = latch_file.get("error")
+        if error and error != was:
+            message = f"the stop output's latch is held in memory only: the disk refused it ({error})"
+            self.record(
+                [Event(time.time(), "estop.latch_unrecorded", Severity.CRITICAL, "safety", message, {})]
+            )
 
     def _record_changes(self, history: list[dict[str, Any]]) -> None:
         new = [c for c in history if c["id"] not in self.known]

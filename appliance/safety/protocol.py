@@ -18,14 +18,21 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 TAG_BYTES = 16
-MAX_DATAGRAM = 2048  # a request to the supervisor
+MAX_DATAGRAM = 4096  # a request to the supervisor
 MAX_REPLY = 16384  # the supervisor's status, with its latest changes
+RECEIVE_BYTES = 1 << 18  # what the supervisor reads to authenticate an over-size request before refusing it
+# Text is bounded in UTF-8 bytes, not characters: 200 emoji are 800 bytes. A trip's reason is cut to
+# REASON_BYTES; a heartbeat carries at most CAUSES causes of CAUSE_BYTES each, so every request fits.
+REASON_BYTES = 512
+CAUSE_BYTES = 300
+CAUSES = 8
+RULE_NAME_BYTES = 120  # a rule's name, checked in the config: a cause is its name and what it saw
 SECRET_BYTES = 32
 MAX_AGE_NS = 2_000_000_000  # older messages are refused as replays
 
@@ -38,11 +45,13 @@ class Kind(enum.StrEnum):
 
 
 class ProtocolError(ValueError):
-    """A packet refused: `reason` is one of too_large, unauthenticated, malformed, replayed, stale."""
+    """A packet refused: `reason` is one of too_large, unauthenticated, malformed, replayed, stale.
+    `authentic` is True when the tag matched: the peer holds the secret but its message cannot be read."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, authentic: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
+        self.authentic = authentic
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,24 @@ def load_or_create_secret(path: Path) -> bytes:
     return data
 
 
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` bytes of UTF-8 at a character boundary, marked with "..." when cut;
+    characters UTF-8 cannot carry (lone surrogates from a JSON body) become "?"."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return data.decode("utf-8")
+    return data[: max(0, limit - 3)].decode("utf-8", "ignore") + "..."
+
+
+def bounded_causes(causes: Sequence[str]) -> list[str]:
+    """Causes that fit a heartbeat: each clipped, at most CAUSES of them, the rest counted in the last
+    (never fewer than given: an empty list means "healthy")."""
+    kept = [clip(c, CAUSE_BYTES) for c in causes[:CAUSES]]
+    if len(causes) > CAUSES:
+        kept[-1] = f"and {len(causes) - CAUSES + 1} more causes"
+    return kept
+
+
 def encode(secret: bytes, message: Message) -> bytes:
     payload = json.dumps(
         {
@@ -86,18 +113,22 @@ def encode(secret: bytes, message: Message) -> bytes:
             "data": dict(message.data),
         },
         separators=(",", ":"),
-    ).encode()
+        ensure_ascii=False,  # UTF-8: an emoji costs 4 bytes, not 12
+    ).encode("utf-8", "replace")
     return hmac.new(secret, payload, hashlib.sha256).digest()[:TAG_BYTES] + payload
 
 
-def decode(secret: bytes, datagram: bytes, limit: int = MAX_DATAGRAM) -> Message:
-    """The message, or ProtocolError saying why it is refused; replays are `Sequencer`'s to catch."""
-    if len(datagram) > limit:
-        raise ProtocolError("too_large", f"{len(datagram)} bytes; at most {limit}")
+def decode(secret: bytes, datagram: bytes, limit: int = MAX_DATAGRAM, size: int | None = None) -> Message:
+    """The message, or ProtocolError saying why it is refused; replays are `Sequencer`'s to catch.
+    `size` is the packet's real length when the receive buffer cut it (then it cannot be authenticated)."""
+    if size is not None and size > len(datagram):
+        raise ProtocolError("too_large", f"{size} bytes; more than {len(datagram)} cannot be authenticated")
     tag, payload = datagram[:TAG_BYTES], datagram[TAG_BYTES:]
     expected = hmac.new(secret, payload, hashlib.sha256).digest()[:TAG_BYTES]
     if len(tag) != TAG_BYTES or not hmac.compare_digest(tag, expected):
         raise ProtocolError("unauthenticated", "the tag does not match: wrong secret or altered message")
+    if len(datagram) > limit:
+        raise ProtocolError("too_large", f"{len(datagram)} bytes; at most {limit}", authentic=True)
     try:
         fields = json.loads(payload)
         message = Message(
@@ -109,7 +140,7 @@ def decode(secret: bytes, datagram: bytes, limit: int = MAX_DATAGRAM) -> Message
             dict(fields.get("data", {})),
         )
     except (ValueError, KeyError, TypeError) as exc:  # authentic but not ours: a bug on the other side
-        raise ProtocolError("malformed", f"authenticated but not a message: {exc}") from None
+        raise ProtocolError("malformed", f"authenticated but not a message: {exc}", authentic=True) from None
     return message
 
 
@@ -140,7 +171,18 @@ class Sender:
         self.seq = 0
 
     def message(self, kind: Kind, reason: str = "", data: Mapping[str, Any] | None = None) -> bytes:
+        """The packet; its reason clipped to REASON_BYTES. A trip that still does not fit goes without its
+        extra data; anything else that does not fit is the caller's bug (ValueError), never sent cut."""
         self.seq += 1
-        return encode(
-            self.secret, Message(kind, self.sender, self.seq, time.monotonic_ns(), reason, data or {})
+        message = Message(
+            kind, self.sender, self.seq, time.monotonic_ns(), clip(reason, REASON_BYTES), data or {}
         )
+        packet = encode(self.secret, message)
+        if len(packet) <= MAX_DATAGRAM:
+            return packet
+        if kind is Kind.TRIP:
+            cause = {k: v for k, v in message.data.items() if k == "cause_ns"}
+            return encode(
+                self.secret, Message(kind, self.sender, self.seq, message.sent_ns, message.reason, cause)
+            )
+        raise ValueError(f"a {kind} message of {len(packet)} bytes; at most {MAX_DATAGRAM}")

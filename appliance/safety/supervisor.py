@@ -9,7 +9,6 @@ store or sync code: read it in one sitting.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import selectors
@@ -18,23 +17,28 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from appliance.config.safety import SafetySettings
 from appliance.safety import protocol
 from appliance.safety.latch import Change, State, StopLatch
+from appliance.safety.latchfile import LatchFile, RunMarker, describe
 from appliance.safety.protocol import Kind, Message, ProtocolError, Sequencer
+from appliance.safety.settings import SupervisorSettings
 from hal.gpio import ActiveLevel, GpioBackend, LineSettings, open_backend
 from hal.watchdog import KernelWatchdog, SystemdWatchdog, Watchdog
 
+if TYPE_CHECKING:
+    from appliance.config.safety import SafetySettings  # the runtime's model, never loaded here
+
 log = logging.getLogger(__name__)
+RETRY_S = 1.0  # how often a latch the storage refused is written again
 
 READY = "safety supervisor ready"
 SECRET_FILE = "safety.key"
 LATCH_FILE = "safety-latch.json"
 
 
-def socket_path(settings: SafetySettings, data_dir: Path) -> Path:
+def socket_path(settings: SupervisorSettings | SafetySettings, data_dir: Path) -> Path:
     return data_dir / settings.socket  # an absolute `socket` (/run/appliance/...) stays as it is
 
 
@@ -45,15 +49,19 @@ def open_watchdog(choice: str) -> Watchdog | None:
 
 
 class Supervisor:
-    def __init__(self, settings: SafetySettings, data_dir: Path, backend: GpioBackend | None = None) -> None:
+    def __init__(
+        self, settings: SupervisorSettings, data_dir: Path, backend: GpioBackend | None = None
+    ) -> None:
         self.settings = settings
         self.data_dir = data_dir
         self.path = socket_path(settings, data_dir)
-        self.pid_file = self.path.with_name(self.path.name + ".pid")
-        self.latch_file = data_dir / LATCH_FILE
-        self.secret = protocol.load_or_create_secret(data_dir / SECRET_FILE)
-        self._check_not_running()
-        latched = self._restored_latch()
+        self.marker = RunMarker(self.path.with_name(self.path.name + ".pid"))
+        self.latch_file = LatchFile(data_dir / LATCH_FILE)
+        # Read-only checks first, then the line (a chip or line that does not exist stops us here, before
+        # any file is written), then the files.
+        before = self.marker.previous()  # RuntimeError if a live supervisor owns the socket
+        on_disk = self.latch_file.restore()
+        latched = on_disk or before
         self.backend = backend or open_backend(settings.stop_line.gpio)
         if self.backend.name == "rpigpio":
             log.warning(
@@ -64,30 +72,24 @@ class Supervisor:
         self.line = self.backend.output(
             LineSettings(line.line, line.chip, ActiveLevel(line.active_level), False, "appliance-safety")
         )
+        self.secret = protocol.load_or_create_secret(data_dir / SECRET_FILE)
+        if (unwritable := self.marker.claim()) is not None and latched is None:
+            latched = f"cannot record that the supervisor runs ({unwritable}); latched to be safe"
         self.latch = StopLatch(self.line, settings.heartbeat_deadline_ms * 1_000_000, latched)
+        self.unrecorded: str | None = None  # the latch is held in memory only: why it is not on disk
+        self.next_retry = 0.0
+        if latched is not None and on_disk is None:  # latched for a reason the disk does not hold yet
+            self._record_latch()
         self.sequencer = Sequencer()
         self.sender = protocol.Sender(self.secret, "supervisor")
         self.refused: dict[str, int] = {}
+        self.buffer = bytearray(protocol.RECEIVE_BYTES)
         self.runtime: socket.socket | None = None
         self.selector = selectors.DefaultSelector()
         self.listener = self._listen()
         self.watchdog = open_watchdog(settings.watchdog)
         self.stopping = False
         self.scheduling = self._realtime(settings.realtime_priority)
-
-    def _check_not_running(self) -> None:
-        if self.pid_file.exists():
-            pid = int(self.pid_file.read_text().strip() or 0)
-            if pid and pid != os.getpid() and Path(f"/proc/{pid}").exists():
-                raise RuntimeError(f"a supervisor (pid {pid}) already owns {self.path}")
-
-    def _restored_latch(self) -> str | None:
-        """A trip latched before a restart stays latched; so does an unclean exit of the last supervisor."""
-        if self.latch_file.exists():
-            return str(json.loads(self.latch_file.read_text()).get("reason", "latched before a restart"))
-        if self.pid_file.exists():
-            return f"the supervisor restarted after an unclean exit (pid {self.pid_file.read_text().strip()})"
-        return None
 
     def _listen(self) -> socket.socket:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +103,6 @@ class Supervisor:
         listener.listen(8)
         listener.setblocking(False)
         self.selector.register(listener, selectors.EVENT_READ)
-        self.pid_file.write_text(f"{os.getpid()}\n")
         return listener
 
     @staticmethod
@@ -134,6 +135,8 @@ class Supervisor:
                 else:
                     self._receive(cast(socket.socket, key.fileobj))
             self._changed(self.latch.check(time.monotonic_ns()))
+            if self.unrecorded is not None and time.monotonic() >= self.next_retry:
+                self._record_latch()
             if self.watchdog is not None and pet_every is not None and time.monotonic() >= next_pet:
                 self.watchdog.pet()
                 next_pet = time.monotonic() + pet_every
@@ -141,9 +144,11 @@ class Supervisor:
     def _stop(self, signum: int, _frame: object) -> None:
         self.stopping = True
 
-    def close(self) -> None:
+    def close(self) -> bool:
         """A stop: line de-energized, and latched if it was energized (it comes back only through a
-        reset, whatever stopped it); socket and pid file removed."""
+        reset, whatever stopped it); socket removed. The run marker is removed only when the latch on
+        disk says what the line is: otherwise the next start reads it as an unclean end and starts
+        latched. False if the latch could not be recorded."""
         if self.latch.state is State.OK:
             reason = "the supervisor stopped while the line was energized"
             self._changed(self.latch.trip(reason, time.monotonic_ns(), "stop"))
@@ -154,9 +159,20 @@ class Supervisor:
             self.watchdog.close()
         self.selector.close()
         self.listener.close()
-        self.path.unlink(missing_ok=True)
-        self.pid_file.unlink(missing_ok=True)
-        log.info("safety supervisor stopped; line de-energized")
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+        if self.unrecorded is None:
+            self.marker.release()
+            log.info("safety supervisor stopped; line de-energized")
+            return True
+        self.marker.close()
+        log.critical(
+            "safety supervisor stopped; line de-energized; the latch is not on disk (%s): the run marker %s "
+            "stays, so the next start is latched",
+            self.unrecorded,
+            self.marker.path,
+        )
+        return False
 
     def _accept(self) -> None:
         conn, _ = self.listener.accept()
@@ -165,16 +181,16 @@ class Supervisor:
 
     def _receive(self, conn: socket.socket) -> None:
         while True:
-            try:
-                packet = conn.recv(protocol.MAX_DATAGRAM + 1)
+            try:  # MSG_TRUNC: the packet's real length, even beyond the buffer
+                size = conn.recv_into(self.buffer, 0, socket.MSG_TRUNC)
             except BlockingIOError:
                 return
             except OSError:
-                packet = b""
-            if not packet:
+                size = 0
+            if not size:
                 self._closed(conn)
                 return
-            self._handle(conn, packet)
+            self._handle(conn, bytes(self.buffer[: min(size, len(self.buffer))]), size)
 
     def _closed(self, conn: socket.socket) -> None:
         now = time.monotonic_ns()
@@ -184,14 +200,20 @@ class Supervisor:
             self.runtime = None
             self._changed(self.latch.trip("runtime connection lost", now, "disconnect"))
 
-    def _handle(self, conn: socket.socket, packet: bytes) -> None:
+    def _handle(self, conn: socket.socket, packet: bytes, size: int) -> None:
         now = time.monotonic_ns()
         try:
-            message = protocol.decode(self.secret, packet)
+            message = protocol.decode(self.secret, packet, size=size)
             self.sequencer.accept(message, now)
         except ProtocolError as exc:
             self.refused[exc.reason] = self.refused.get(exc.reason, 0) + 1
             log.warning("refused a message (%s): %s", exc.reason, exc)
+            if not exc.authentic:  # not from a peer that holds the secret: it learns nothing but "no"
+                self._refuse(conn, exc.reason)
+                return
+            # From the runtime, but unreadable: whatever it asked for, the safe answer is a trip.
+            reason = f"an authenticated request could not be read ({exc.reason}); tripped to be safe"
+            self._changed(self.latch.trip(reason, now, "request"))
             self._reply(conn, None, {"refused": exc.reason, "message": str(exc)})
             return
         extra: dict[str, Any] = {}
@@ -205,36 +227,69 @@ class Supervisor:
         elif message.kind is Kind.RESET:
             accepted, why = self.latch.reset(message.reason or "runtime", now)
             extra = {"accepted": accepted, "message": why}
-            if accepted:
-                self.latch_file.unlink(missing_ok=True)
+            if accepted and self.latch.state is State.OK:
+                self._forget_latch()
             log.info("reset requested by %s: %s", message.reason or "runtime", why)
         self._reply(conn, message, extra)
 
     def _reply(self, conn: socket.socket, to: Message | None, extra: dict[str, Any]) -> None:
         data = {**self.latch.snapshot(), **extra, "ack": to.seq if to else None}
-        data["supervisor"] = {"pid": os.getpid(), "scheduling": self.scheduling, "refused": self.refused}
+        data["supervisor"] = {
+            "pid": os.getpid(),
+            "scheduling": self.scheduling,
+            "refused": self.refused,
+            "latch_file": {"recorded": self.unrecorded is None, "error": self.unrecorded},
+        }
+        self._send(conn, data)
+
+    def _refuse(self, conn: socket.socket, reason: str) -> None:
+        self._send(conn, {"refused": reason, "ack": None})
+
+    def _send(self, conn: socket.socket, data: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):  # the peer went away; the selector sees it close
             conn.send(self.sender.message(Kind.STATUS, data=data))
 
     def _changed(self, change: Change | None) -> None:
+        """After the line changed: say so, and record a latched trip on disk."""
         if change is None:
             return
         log.warning("TRIP: %s (%s; %.3f ms cause to line)", change.reason, change.source, change.latency_ms)
-        tmp = self.latch_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"reason": change.reason, "ts": change.ts, "id": change.id}))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        tmp.replace(self.latch_file)
+        self._record_latch()
+
+    def _record_latch(self) -> None:
+        """Write the latch; if the storage refuses, stay latched in memory, say so and retry each second."""
+        try:
+            self.latch_file.write({"reason": self.latch.reason, "ts": self.latch.since})
+        except OSError as exc:
+            error = describe(exc)
+            if error != self.unrecorded:
+                log.critical(
+                    "cannot record the latched trip (%s); the line stays down, latched in memory", error
+                )
+            self.unrecorded, self.next_retry = error, time.monotonic() + RETRY_S
+            return
+        if self.unrecorded is not None:
+            log.warning("the latched trip is recorded now (%s)", self.latch_file.path)
+        self.unrecorded = None
+
+    def _forget_latch(self) -> None:
+        self.unrecorded = None  # nothing latched: nothing left to record
+        try:
+            self.latch_file.clear()
+        except OSError as exc:  # the file stays: a restart starts latched, which is safe
+            log.warning("could not delete the latch file after the reset (%s)", describe(exc))
 
 
-def run_supervisor(settings: SafetySettings, data_dir: Path) -> int:
+def run_supervisor(settings: SupervisorSettings, data_dir: Path) -> int:
+    """0 after a clean stop; 1 if it could not start; 3 if it stopped with a latch it could not record."""
     try:
         supervisor = Supervisor(settings, data_dir)
     except (RuntimeError, OSError, ValueError) as exc:
         print(f"appliance safety: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
+    recorded = False
     try:
         supervisor.serve()
     finally:
-        supervisor.close()
-    return 0
+        recorded = supervisor.close()
+    return 0 if recorded else 3

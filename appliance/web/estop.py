@@ -11,6 +11,8 @@ from starlette.routing import Route
 
 from appliance.web.access import Access
 
+TRIP_BODY_BYTES = 4096  # a reason is cut to 512 bytes of UTF-8 on its way to the supervisor
+
 
 class EstopControl(Protocol):
     async def manual_trip(self, who: str, reason: str) -> dict[str, Any]: ...
@@ -26,21 +28,20 @@ def estop_routes(control: EstopControl | None, access: Access) -> list[Route]:
         return None
 
     async def trip(request: Request) -> Response:
+        """An authorized trip always trips: a body that cannot be used trips with a generic reason first,
+        and is refused after."""
         if (refused := await authorized(request)) is not None:
             return refused
-        body = await request.body()
-        try:
-            reason = json.loads(body).get("reason", "") if body.strip() else ""
-        except (ValueError, AttributeError):
-            reason = None
-        if not isinstance(reason, str):
-            return JSONResponse({"error": 'body: expected JSON such as {"reason": "guard open"}'}, 400)
+        reason, problem = await _reason(request)
         try:
             assert control is not None  # authorized() answered 404 otherwise
-            estop = await control.manual_trip("admin", reason[:200])
+            if problem is None:
+                return JSONResponse({"estop": await control.manual_trip("admin", reason)})
+            code, error = problem
+            estop = await control.manual_trip("admin", f"(request body refused: {error})")
         except (ConnectionError, TimeoutError) as exc:
             return JSONResponse({"error": f"the safety supervisor did not answer: {exc}"}, 503)
-        return JSONResponse({"estop": estop})
+        return JSONResponse({"error": f"tripped, but the body was refused: {error}", "estop": estop}, code)
 
     async def reset(request: Request) -> Response:
         if (refused := await authorized(request)) is not None:
@@ -58,3 +59,26 @@ def estop_routes(control: EstopControl | None, access: Access) -> list[Route]:
         Route("/api/v1/estop/trip", trip, methods=["POST"]),
         Route("/api/v1/estop/reset", reset, methods=["POST"]),
     ]
+
+
+async def _reason(request: Request) -> tuple[str, tuple[int, str] | None]:
+    """The trip's reason, or (HTTP code, what is wrong) with the body; at most TRIP_BODY_BYTES are read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > TRIP_BODY_BYTES:
+        return "", (413, f"{declared} bytes; at most {TRIP_BODY_BYTES}")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > TRIP_BODY_BYTES:
+            return "", (413, f"more than {TRIP_BODY_BYTES} bytes")
+    if not body.strip():
+        return "", None
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        return "", (400, 'not JSON; expected {"reason": "guard open"}')
+    if not isinstance(fields, dict) or not isinstance(fields.get("reason", ""), str):
+        return "", (400, 'expected {"reason": "guard open"} with a string')
+    if unknown := sorted(set(fields) - {"reason"}):
+        return "", (400, f"unknown field {', '.join(map(repr, unknown))[:100]}; only reason is known")
+    return str(fields.get("reason", "")), None

@@ -98,11 +98,11 @@ def start_supervisor(
 class Client:
     """What the runtime does on the socket, by hand."""
 
-    def __init__(self, data: Path, secret: bytes | None = None) -> None:
+    def __init__(self, data: Path, secret: bytes | None = None, path: Path | None = None) -> None:
         self.secret = secret or (data / "safety.key").read_bytes()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.settimeout(5)
-        self.sock.connect(str(data / "safety.sock"))
+        self.sock.connect(str(path or data / "safety.sock"))
         self.sender = protocol.Sender(self.secret, "test")
         self.sent: list[bytes] = []
 
