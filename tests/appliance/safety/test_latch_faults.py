@@ -29,6 +29,13 @@ def _mount(*args: str) -> None:
     subprocess.run(["mount", *args], check=True, capture_output=True, text=True)
 
 
+@pytest.fixture(autouse=True)
+def no_supervisor_left(tmp_path: Path) -> Iterator[None]:
+    """A failed test leaves no supervisor running behind it."""
+    yield
+    subprocess.run(["pkill", "-KILL", "-f", f"appliance safety --config {tmp_path}/"], check=False)
+
+
 @pytest.fixture
 def card(tmp_path: Path) -> Iterator[Path]:
     """A 128 KiB tmpfs as the data directory: small enough to fill in a moment."""
