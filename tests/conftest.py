@@ -170,10 +170,13 @@ class ApplianceProcess:
         self.readers.append(reader)
 
 
-def start_appliance(config: Path, data_dir: Path, *extra: str, ready: bool = True) -> ApplianceProcess:
+def start_appliance(
+    config: Path, data_dir: Path, *extra: str, ready: bool = True, cwd: Path = ROOT
+) -> ApplianceProcess:
     proc = subprocess.Popen(
         [
             sys.executable,
+            "-P",  # as its own children are started: the current directory is not on the import path
             "-m",
             "appliance",
             "run",
@@ -186,7 +189,7 @@ def start_appliance(config: Path, data_dir: Path, *extra: str, ready: bool = Tru
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=ROOT,
+        cwd=cwd,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     app = ApplianceProcess(proc, data_dir)

@@ -21,8 +21,8 @@ class StopLineSettings(_Settings):
     """The output to the safety relay or PLC input; energized (active) only while all is well."""
 
     gpio: Literal["auto", "gpiod", "rpigpio", "mock"] = "auto"  # auto: $APPLIANCE_GPIO, then probing
-    line: int | Annotated[str, Field(min_length=1)]  # offset on the chip, or the line's name
-    chip: str | None = None  # /dev/gpiochipN or a label; None: the board's header chip
+    line: Annotated[int, Field(ge=0)] | Annotated[str, Field(min_length=1)]  # offset, or the line's name
+    chip: Annotated[str, Field(min_length=1)] | None = None  # /dev/gpiochipN or a label; None: the header's
     active_level: Literal["high", "low"] = "high"
 
 

@@ -41,13 +41,14 @@ def full_box(
     try:
         yield app, data, journal
     finally:
-        for filler in data.glob("filler"):
-            filler.unlink()  # a runtime with a full disk does not stop (its store retries the commit)
         try:
+            for filler in data.glob("filler"):
+                filler.unlink()  # a runtime with a full disk does not stop (its store retries the commit)
             app.stop()
         except subprocess.TimeoutExpired:
             app.close()
-        subprocess.run(["umount", "-l", str(data)], check=False)
+        finally:
+            subprocess.run(["umount", "-l", str(data)], check=False)
 
 
 def level(journal: Path) -> int:
