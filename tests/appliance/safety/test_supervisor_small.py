@@ -21,8 +21,10 @@ from tests.conftest import start_appliance
 # What the supervisor must never load: the runtime's numerics, drivers, features, config models, web,
 # store and sync.
 FORBIDDEN = ("numpy", "cv2", "pydantic", "pydantic_core", "starlette", "uvicorn", "sqlite_utils", "paho")
-FORBIDDEN_OURS = ("drivers", "appliance.config", "appliance.features", "appliance.store", "appliance.web")
-FORBIDDEN_OURS += ("appliance.sync", "appliance.runtime", "appliance.qc", "appliance.insights")
+FORBIDDEN_OURS = (
+    *("drivers", "appliance.config", "appliance.features", "appliance.store", "appliance.web"),
+    *("appliance.sync", "appliance.runtime", "appliance.qc", "appliance.insights"),
+)
 
 
 def test_the_supervisor_process_imports_only_what_it_needs(tmp_path: Path) -> None:
