@@ -126,6 +126,10 @@ class CameraSim(_Settings):
     height: Annotated[int, Field(ge=48, le=4096)] = 240
     frames_per_part: Annotated[int, Field(ge=4, le=10_000)] = 30
     defect_rate: Annotated[float, Field(ge=0, le=1)] = 0.2
+    # relative weight of each defect on a defective part, e.g. { crack = 1.0 }; none: all alike
+    weights: dict[
+        Literal["scratch", "missing_hole", "crack", "stain", "misplaced"], Annotated[float, Field(ge=0)]
+    ] = {}
     triggered: bool = True  # only frames with a part in position, as a photo-eye-triggered camera sends
     seed: int = 0
 

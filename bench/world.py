@@ -43,7 +43,11 @@ async def run_world(config: BenchConfig) -> None:
                 c.fps,
                 triggered=c.triggered,
                 conveyor=ConveyorSettings(
-                    (c.width, c.height), c.frames_per_part, defect_rate=c.defect_rate, seed=c.seed
+                    (c.width, c.height),
+                    c.frames_per_part,
+                    defect_rate=c.defect_rate,
+                    weights=tuple(c.weights.items()),
+                    seed=c.seed,
                 ),
             )
         )

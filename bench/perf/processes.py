@@ -30,8 +30,10 @@ class Runtime:
     url: str = ""
     lines: list[str] = field(default_factory=list)
 
-    def post(self, path: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        data = json.dumps(body or {}).encode()
+    def post(
+        self, path: str, token: str, body: dict[str, Any] | None = None, raw: bytes | None = None
+    ) -> tuple[int, Any]:
+        data = raw if raw is not None else json.dumps(body or {}).encode()
         request = urllib.request.Request(
             self.url + path, data=data, headers={"Authorization": f"Bearer {token}"}, method="POST"
         )
@@ -46,14 +48,14 @@ class Runtime:
             return json.load(response)
 
 
-def start_runtime(config: Path, data: Path, journal: Path) -> Runtime:
+def start_runtime(config: Path, data: Path, journal: Path, env: dict[str, str] | None = None) -> Runtime:
     with open(data.parent / "appliance.log", "a") as log:  # the child keeps its own copy of the file
         proc = subprocess.Popen(
             [sys.executable, "-m", "appliance", "run", "--config", str(config), "--data-dir", str(data)],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            env={**os.environ, JOURNAL_ENV: str(journal), "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, JOURNAL_ENV: str(journal), "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     runtime = Runtime(proc)
     assert proc.stdout is not None

@@ -8,7 +8,10 @@
   eventfd fires, measured in the same run under the same load;
 - fault_drops_ok: an external supervisor (as on a device) and a runtime killed (SIGKILL) or frozen
   (SIGSTOP) at a random moment while the line is energized; the fraction of deaths after which the line
-  dropped within heartbeat deadline + one supervisor tick of the signal.
+  dropped within heartbeat deadline + one supervisor tick of the signal;
+- trip_latency_rule_p99_ms, trip_latency_qc_p99_ms: safety_trips.py;
+- fault_trips_ok: faults of storage, input and time, safety_faults.py;
+- supervisor_rss_mb, supervisor_start_s: safety_footprint.py.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.perf import safety_faults, safety_footprint, safety_trips
 from bench.perf.processes import Runtime, credential, start_runtime, stop_runtime, supervisor
 from hal.gpio import LineSettings
 from hal.gpio.mock import MockChip, read_journal
@@ -207,30 +211,63 @@ def _reset_until_energized(runtime: Runtime, token: str, journal: Path) -> None:
 
 def run(quick: bool) -> dict[str, Any]:
     trips, deaths = (100, 10) if quick else (1000, 200)
+    cause_trips, budget_s, fault_runs, starts = (100, 120.0, 1, 5) if quick else (500, 600.0, 5, 20)
     with tempfile.TemporaryDirectory(prefix="bench-safety-") as folder:
         latency = trip_latency(trips, Path(folder))
         faults = fault_drops(deaths, Path(folder))
+        causes = safety_trips.run(cause_trips, Path(folder), budget_s)
+        injected = safety_faults.run(fault_runs, Path(folder))
+        footprint = safety_footprint.run(starts, Path(folder))
     d = latency["detail"]
+    figures = {
+        "trip_latency_p99_ms": {"measured": latency["trip_latency_p99_ms"], "baseline": "-", "unit": "ms"},
+        "trip_over_baseline_p99": {
+            "measured": latency["trip_latency_p99_ms"],
+            "baseline": d["baseline_p99_ms"],
+            "unit": "ms p99",
+        },
+        "fault_drops_ok": {
+            "measured": sum(faults["detail"]["deaths"].values()),
+            "baseline": f"<= {faults['detail']['bound_ms']} ms",
+            "unit": "deaths",
+        },
+        "trip_latency_rule_p99_ms": {
+            "measured": causes["trip_latency_rule_p99_ms"],
+            "baseline": "-",
+            "unit": "ms",
+        },
+        "trip_latency_qc_p99_ms": {
+            "measured": causes["trip_latency_qc_p99_ms"],
+            "baseline": "-",
+            "unit": "ms",
+        },
+        "fault_trips_ok": {
+            "measured": sum(int(r.split("/")[1]) for r in injected["detail"]["runs"].values()),
+            "baseline": "held down until reset",
+            "unit": "runs",
+        },
+        "supervisor_rss_mb": {"measured": footprint["supervisor_rss_mb"], "baseline": "-", "unit": "MB"},
+        "supervisor_start_s": {
+            "measured": footprint["supervisor_start_s"],
+            "baseline": footprint["detail"]["bare_python_start_s"],
+            "unit": "s (bare python)",
+        },
+    }
     return {
         "trip_latency_p99_ms": latency["trip_latency_p99_ms"],
         "trip_over_baseline_p99": latency["trip_over_baseline_p99"],
         "fault_drops_ok": faults["fault_drops_ok"],
-        "figures": {
-            "trip_latency_p99_ms": {
-                "measured": latency["trip_latency_p99_ms"],
-                "baseline": "-",
-                "unit": "ms",
-            },
-            "trip_over_baseline_p99": {
-                "measured": latency["trip_latency_p99_ms"],
-                "baseline": d["baseline_p99_ms"],
-                "unit": "ms p99",
-            },
-            "fault_drops_ok": {
-                "measured": sum(faults["detail"]["deaths"].values()),
-                "baseline": f"<= {faults['detail']['bound_ms']} ms",
-                "unit": "deaths",
-            },
+        "trip_latency_rule_p99_ms": causes["trip_latency_rule_p99_ms"],
+        "trip_latency_qc_p99_ms": causes["trip_latency_qc_p99_ms"],
+        "fault_trips_ok": injected["fault_trips_ok"],
+        "supervisor_rss_mb": footprint["supervisor_rss_mb"],
+        "supervisor_start_s": footprint["supervisor_start_s"],
+        "figures": figures,
+        "detail": {
+            "latency": d,
+            "faults": faults["detail"],
+            "cause_trips": causes["detail"],
+            "injected_faults": injected["detail"],
+            "supervisor": footprint["detail"],
         },
-        "detail": {"latency": d, "faults": faults["detail"]},
     }

@@ -42,4 +42,13 @@ def test_quick_perf_writes_every_ratio_with_its_figures(tmp_path: Path) -> None:
         "SIGSTOP": 10,
     }
     assert safety["detail"]["latency"]["trips"] == 100 and "fault_drops_ok" in result.stdout
+    for key in (
+        "trip_latency_rule_p99_ms",
+        "trip_latency_qc_p99_ms",
+        "supervisor_rss_mb",
+        "supervisor_start_s",
+    ):
+        assert safety[key] > 0 and key in result.stdout, key
+    assert safety["detail"]["cause_trips"]["rule_trips"] >= 100 <= safety["detail"]["cause_trips"]["qc_trips"]
+    assert 0 <= safety["fault_trips_ok"] <= 1 and "input:emoji" in safety["detail"]["injected_faults"]["runs"]
     assert report["meta"]["quick"] is True

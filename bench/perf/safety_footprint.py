@@ -1,0 +1,98 @@
+"""The supervisor's size: its resident memory while it serves a heartbeating runtime, and its start time.
+
+supervisor_start_s: from the exec of `appliance safety` to its ready line (socket bound, line opened),
+the median of several starts; a bare `python -c pass` start is timed beside it for reference.
+supervisor_rss_mb: VmRSS of the supervisor after it has served heartbeats and a trip and reset.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from appliance.safety import protocol
+from appliance.safety.protocol import Kind
+from hal.gpio.mock import JOURNAL_ENV
+
+CONFIG = '[safety]\nstop_line = { gpio = "mock", line = "STOP" }\n'
+
+
+def _start(config: Path, data: Path, journal: Path) -> tuple[subprocess.Popen[str], float]:
+    began = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "safety", "--config", str(config), "--data-dir", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, JOURNAL_ENV: str(journal)},
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "safety supervisor ready":
+        proc.kill()
+        raise RuntimeError("appliance safety did not start")
+    return proc, time.perf_counter() - began
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    proc.wait(10)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) in MB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _serve(data: Path, beats: int) -> None:
+    """What the runtime does: heartbeats, a trip and a reset."""
+    import socket
+
+    secret = (data / "safety.key").read_bytes()
+    sender = protocol.Sender(secret, "bench")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
+        sock.settimeout(5)
+        sock.connect(str(data / "safety.sock"))
+        for i in range(beats):
+            sock.send(sender.message(Kind.HEARTBEAT, data={"causes": []}))
+            sock.recv(protocol.MAX_REPLY)
+            if i == beats // 2:
+                sock.send(sender.message(Kind.TRIP, "bench"))
+                sock.recv(protocol.MAX_REPLY)
+                sock.send(sender.message(Kind.RESET, "bench"))
+                sock.recv(protocol.MAX_REPLY)
+            time.sleep(0.01)
+
+
+def run(starts: int, folder: Path) -> dict[str, Any]:
+    config = folder / "footprint.toml"
+    config.write_text(CONFIG)
+    times, bare = [], []
+    for i in range(starts):
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        bare.append(time.perf_counter() - began)
+        proc, took = _start(config, folder / f"footprint-{i}", folder / "footprint.journal")
+        times.append(took)
+        if i < starts - 1:
+            _stop(proc)
+    _serve(folder / f"footprint-{starts - 1}", 200)
+    rss, peak = _rss_mb(proc.pid)
+    _stop(proc)
+    return {
+        "supervisor_rss_mb": round(rss, 1),
+        "supervisor_start_s": round(statistics.median(times), 3),
+        "detail": {
+            "starts": starts,
+            "start_max_s": round(max(times), 3),
+            "bare_python_start_s": round(statistics.median(bare), 3),
+            "rss_peak_mb": round(peak, 1),
+        },
+    }
