@@ -74,13 +74,14 @@ def run_supervisor(
 
 
 def start_supervisor(
-    tmp_path: Path, toml: str | None = None, env: dict[str, str] | None = None
+    tmp_path: Path, toml: str | None = None, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
 ) -> Supervisor:
+    """`appliance safety` on tmp_path/data; `prefix` runs it under another command (setpriv, ...)."""
     config = tmp_path / "appliance.toml"
     config.write_text(toml or safety_toml())
     journal = tmp_path / "journal"
     proc = subprocess.Popen(
-        safety_command(config, tmp_path / "data"),
+        [*prefix, *safety_command(config, tmp_path / "data")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -166,6 +166,28 @@ def test_a_supervisor_that_cannot_write_its_run_marker_starts_latched(tmp_path: 
         subprocess.run(["umount", "-l", str(run)], check=False)
 
 
+def test_a_data_directory_it_may_no_longer_write_keeps_the_trip(tmp_path: Path) -> None:
+    """EACCES: root without the capability to override file permissions, as the unit's own user would be."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
+    no_override = ("setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--")
+    sup = start_supervisor(tmp_path, prefix=no_override)
+    client = energized(sup)
+    sup.data.chmod(0o500)
+    try:
+        state = client.send(Kind.TRIP, "guard open")
+        assert sup.levels()[-1] == 0 and "EACCES" in latch_file(state)["error"]
+        holds_down(sup, client, 0.5)
+        client.close()
+        assert sup.stop() == 3
+    finally:
+        sup.data.chmod(0o700)
+    again, client, state = restarted(tmp_path)
+    assert "unclean exit" in state["reason"]
+    client.close()
+    again.stop()
+
+
 def test_a_latch_path_that_is_a_folder_cannot_unlatch_anything(tmp_path: Path) -> None:
     sup = start_supervisor(tmp_path)
     client = energized(sup)
