@@ -21,6 +21,8 @@ from typing import Any
 
 from hal.gpio.mock import JOURNAL_ENV
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bench.toml"
+
 
 @dataclass
 class Runtime:
@@ -94,8 +96,25 @@ def stop_runtime(runtime: Runtime) -> None:
         runtime.proc.wait()
 
 
-@contextlib.contextmanager
-def supervisor(config: Path, data: Path, journal: Path) -> Iterator[subprocess.Popen[str]]:
+def wait_for_qc(runtime: Runtime, timeout: float = 30.0) -> None:
+    """Until the QC pipeline has decided on frames: the whole bench world is running."""
+    deadline = time.monotonic() + timeout
+    while not (runtime.get("api/v1/status").get("qc") or {}).get("frames"):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the QC pipeline did not start")
+        time.sleep(0.2)
+
+
+def bench_world(extra: str) -> str:
+    """examples/bench.toml on a free status port, the model found from anywhere, its [safety] replaced by
+    `extra` (its own rules would interleave the trips a benchmark makes)."""
+    text = EXAMPLE.read_text().replace('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:0"')
+    text = re.sub(r"\n\[safety\].*?(?=\n# ---)", "\n", text, flags=re.S)
+    return text.replace('model = "../', f'model = "{EXAMPLE.parent.parent}/') + extra
+
+
+def start_supervisor(config: Path, data: Path, journal: Path) -> subprocess.Popen[str]:
+    """`appliance safety` on its own, as on a device, once it says it is ready."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance", "safety", "--config", str(config), "--data-dir", str(data)],
         stdout=subprocess.PIPE,
@@ -107,9 +126,20 @@ def supervisor(config: Path, data: Path, journal: Path) -> Iterator[subprocess.P
     if proc.stdout.readline().strip() != "safety supervisor ready":
         proc.kill()
         raise RuntimeError("appliance safety did not start")
+    return proc
+
+
+def stop_supervisor(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    proc.wait(10)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+@contextlib.contextmanager
+def supervisor(config: Path, data: Path, journal: Path) -> Iterator[subprocess.Popen[str]]:
+    proc = start_supervisor(config, data, journal)
     try:
         yield proc
     finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()
+        stop_supervisor(proc)

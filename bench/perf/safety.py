@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import re
 import signal
 import tempfile
 import threading
@@ -28,11 +27,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.perf import safety_faults, safety_footprint, safety_trips
-from bench.perf.processes import Runtime, credential, start_runtime, stop_runtime, supervisor
+from bench.perf.processes import (
+    Runtime,
+    bench_world,
+    credential,
+    start_runtime,
+    stop_runtime,
+    supervisor,
+    wait_for_qc,
+)
 from hal.gpio import LineSettings
 from hal.gpio.mock import MockChip, read_journal
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bench.toml"
 HEARTBEAT_MS, DEADLINE_MS, TICK_MS = 100, 500, 10  # the defaults of [safety]
 SAFETY = """
 [safety]
@@ -92,19 +98,12 @@ def _baseline(trips: int) -> list[float]:
 
 def trip_latency(trips: int, folder: Path) -> dict[str, Any]:
     config = folder / "loaded.toml"
-    text = EXAMPLE.read_text().replace('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:0"')
-    text = re.sub(r"\n\[safety\].*?(?=\n# ---)", "\n", text, flags=re.S)  # its rules would interleave trips
-    text = text.replace('model = "../', f'model = "{EXAMPLE.parent.parent}/')
-    config.write_text(text + SAFETY.format(supervisor="spawn"))
+    config.write_text(bench_world(SAFETY.format(supervisor="spawn")))
     journal = folder / "loaded.journal"
     runtime = start_runtime(config, folder / "loaded-data", journal)
     try:
         token = credential(runtime)
-        deadline = time.monotonic() + 30
-        while not (runtime.get("api/v1/status").get("qc") or {}).get("frames"):  # full load: QC is running
-            if time.monotonic() > deadline:
-                raise RuntimeError("the QC pipeline did not start")
-            time.sleep(0.2)
+        wait_for_qc(runtime)  # full load: QC is running
         baseline = _baseline(trips)
         for _ in range(trips):
             code, answer = runtime.post("api/v1/estop/trip", token, {"reason": "bench"})

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -31,10 +30,9 @@ from typing import Any
 from appliance.safety import protocol
 from appliance.safety.protocol import Kind
 from bench.perf import faketime
-from bench.perf.processes import Runtime, credential, start_runtime, stop_runtime, supervisor
+from bench.perf.processes import Runtime, bench_world, credential, start_runtime, stop_runtime, supervisor
 from hal.gpio.mock import read_journal
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bench.toml"
 CONTROL = "127.0.0.1:15099"
 CONFIG = '[http]\nlisten = "127.0.0.1:0"\n[safety]\nsupervisor = "{mode}"\n'
 CONFIG += 'stop_line = {{ gpio = "mock", line = "STOP" }}\n'
@@ -86,7 +84,8 @@ def _tmpfs(path: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def _fill(folder: Path) -> Path:
+def fill(folder: Path) -> Path:
+    """Write until the file system refuses (ENOSPC); the file that filled it."""
     filler = folder / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     with contextlib.suppress(OSError):
@@ -121,7 +120,7 @@ def _storage_under_runtime(kind: str, runs: int, folder: Path) -> list[bool]:
         def once() -> bool:
             ok = _reset(runtime, token, journal)
             if kind == "full":
-                undo: Callable[[], None] = _fill(data).unlink
+                undo: Callable[[], None] = fill(data).unlink
             else:
                 (data / "safety-latch.json").mkdir()
                 (data / "safety-latch.json" / "x").write_text("x")
@@ -192,7 +191,11 @@ def _inputs(runs: int, folder: Path) -> dict[str, list[bool]]:
     return results
 
 
-CLOCK_RULE = """
+CLOCK_SAFETY = """
+[safety]
+trip_on_qc = false
+stop_line = { gpio = "mock", line = "STOP" }
+
 [[safety.rules]]
 type = "stale"
 name = "air sensor silent"
@@ -203,13 +206,8 @@ after_s = 2.0
 
 def _clock_world(folder: Path) -> Path:
     """examples/bench.toml with one critical rule: the serial air sensor must not fall silent."""
-    text = EXAMPLE.read_text().replace('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:0"')
-    text = re.sub(r"\n\[safety\].*?(?=\n# ---)", "\n", text, flags=re.S)
-    text = text.replace('model = "../', f'model = "{EXAMPLE.parent.parent}/')
     config = folder / "clock.toml"
-    config.write_text(
-        text + '[safety]\ntrip_on_qc = false\nstop_line = { gpio = "mock", line = "STOP" }\n' + CLOCK_RULE
-    )
+    config.write_text(bench_world(CLOCK_SAFETY))
     return config
 
 

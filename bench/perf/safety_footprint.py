@@ -7,7 +7,6 @@ supervisor_rss_mb: VmRSS of the supervisor after it has served heartbeats and a 
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -17,32 +16,15 @@ from typing import Any
 
 from appliance.safety import protocol
 from appliance.safety.protocol import Kind
-from hal.gpio.mock import JOURNAL_ENV
+from bench.perf.processes import start_supervisor, stop_supervisor
 
 CONFIG = '[safety]\nstop_line = { gpio = "mock", line = "STOP" }\n'
 
 
 def _start(config: Path, data: Path, journal: Path) -> tuple[subprocess.Popen[str], float]:
     began = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "safety", "--config", str(config), "--data-dir", str(data)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, JOURNAL_ENV: str(journal)},
-    )
-    assert proc.stdout is not None
-    if proc.stdout.readline().strip() != "safety supervisor ready":
-        proc.kill()
-        raise RuntimeError("appliance safety did not start")
+    proc = start_supervisor(config, data, journal)
     return proc, time.perf_counter() - began
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    proc.wait(10)
-    if proc.stdout is not None:
-        proc.stdout.close()
 
 
 def _rss_mb(pid: int) -> tuple[float, float]:
@@ -82,10 +64,10 @@ def run(starts: int, folder: Path) -> dict[str, Any]:
         proc, took = _start(config, folder / f"footprint-{i}", folder / "footprint.journal")
         times.append(took)
         if i < starts - 1:
-            _stop(proc)
+            stop_supervisor(proc)
     _serve(folder / f"footprint-{starts - 1}", 200)
     rss, peak = _rss_mb(proc.pid)
-    _stop(proc)
+    stop_supervisor(proc)
     return {
         "supervisor_rss_mb": round(rss, 1),
         "supervisor_start_s": round(statistics.median(times), 3),

@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.perf.processes import Runtime, credential, start_runtime, stop_runtime
+from bench.perf.processes import Runtime, bench_world, credential, start_runtime, stop_runtime, wait_for_qc
 from hal.gpio.mock import read_journal
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bench.toml"
 RULE = "trip bench"
 WORLD = """
 [devices.trip-bench]
@@ -60,9 +59,7 @@ above = 50.0
 
 
 def trips_config(folder: Path) -> Path:
-    text = EXAMPLE.read_text().replace('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:0"')
-    text = re.sub(r"\n\[safety\].*?(?=\n# ---)", "\n", text, flags=re.S)  # its rules would interleave trips
-    text = text.replace('model = "../', f'model = "{EXAMPLE.parent.parent}/')
+    text = bench_world(WORLD + SAFETY)
     camera = re.search(r"\[\[bench\.cameras\]\].*?(?=\n\n|\Z)", text, flags=re.S)
     assert camera is not None, "examples/bench.toml has no camera"
     busy = re.sub(r"fps = \d+", "fps = 30", camera.group(0))
@@ -71,7 +68,7 @@ def trips_config(folder: Path) -> Path:
     )
     text = text.replace(camera.group(0), busy)
     config = folder / "trips.toml"
-    config.write_text(text + WORLD + SAFETY)
+    config.write_text(text)
     return config
 
 
@@ -115,11 +112,7 @@ def run(trips: int, folder: Path, budget_s: float) -> dict[str, Any]:
     runtime = start_runtime(trips_config(folder), folder / "trips-data", journal)
     try:
         token = credential(runtime)
-        deadline = time.monotonic() + 30
-        while not (runtime.get("api/v1/status").get("qc") or {}).get("frames"):  # full load: QC is running
-            if time.monotonic() > deadline:
-                raise RuntimeError("the QC pipeline did not start")
-            time.sleep(0.2)
+        wait_for_qc(runtime)  # full load: QC is running
         events = _collect(runtime, token, journal, trips, budget_s)
         status = runtime.get("api/v1/status")
     finally:

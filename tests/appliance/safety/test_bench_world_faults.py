@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from appliance.tomlfile import DEFAULT_CONFIG
+from bench.perf.safety_faults import fill
 from hal.gpio.mock import JOURNAL_ENV, read_journal
-from tests.appliance.safety.test_latch_faults import fill
 from tests.conftest import ApplianceProcess, start_appliance
 
 

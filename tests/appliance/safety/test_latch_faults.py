@@ -5,7 +5,6 @@ The data directory is a real tmpfs of a few pages (mounting needs root; these te
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from appliance.safety.protocol import Kind
+from bench.perf.safety_faults import fill
 from tests.appliance.safety.processes import Client, Supervisor, safety_toml, start_supervisor, wait_level
 
 LATCH = "safety-latch.json"
@@ -51,19 +51,6 @@ def card(tmp_path: Path) -> Iterator[Path]:
         yield data
     finally:
         subprocess.run(["umount", "-l", str(data)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Write until the file system refuses: ENOSPC."""
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    try:
-        with contextlib.suppress(OSError):
-            while os.write(fd, b"\0" * 4096):
-                pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 def energized(sup: Supervisor) -> Client:
