@@ -14,6 +14,7 @@ def render(report: HardwareReport) -> str:
         ("cpu", f"{cpu.model}, {cpu.cores} cores, {cpu.architecture}"),
         ("cpu features", ", ".join(cpu.features) or "-"),
         ("memory", f"{report.memory_mb} MB"),
+        ("gpio header", board.spec.gpio_chip or "no single chip known: set stop_line.chip"),
     ]
     for disk in report.storage:
         role = ", root filesystem" if disk.holds_root else ""

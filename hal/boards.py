@@ -25,7 +25,10 @@ class BoardSpec:
     family: BoardFamily
     soc: str
     compatible: tuple[str, ...]
-    gpio_chip: str | None = None  # label of the gpiochip behind the 40-pin header
+    # The label the kernel gives the gpiochip behind the whole 40-pin header (what `gpiodetect` prints in
+    # brackets); an unset stop-line chip means this chip. None where the header is wired to several chips
+    # (Rockchip banks gpio0..gpio4, Tegra main + always-on controllers): the config must then name one.
+    gpio_chip: str | None = None
 
 
 # Most specific first: the first entry with a matching compatible string wins, so SoC-wide
@@ -146,7 +149,7 @@ BOARDS: tuple[BoardSpec, ...] = (
             "nvidia,p3509-0000+p3668-0000",
             "nvidia,p3509-0000+p3668-0001",
         ),
-        "tegra194-gpio",
+        None,  # header pin 15 is PCC.04 on tegra194-gpio-aon, the rest on tegra194-gpio
     ),
     BoardSpec(
         "jetson-nano",
@@ -170,8 +173,9 @@ BOARDS: tuple[BoardSpec, ...] = (
         BoardFamily.JETSON,
         "Tegra234",
         ("nvidia,tegra234",),
-        "tegra234-gpio",
+        None,  # the AGX Orin header is on tegra234-gpio and tegra234-gpio-aon; Orin Nano/NX have entries
     ),
+    # RK3588 headers take lines from several 32-line banks, each its own chip labelled gpio0..gpio4.
     BoardSpec("rk3588", "Rockchip RK3588 board", BoardFamily.ROCKCHIP, "RK3588", ("rockchip,rk3588",)),
     BoardSpec("rk3588s", "Rockchip RK3588S board", BoardFamily.ROCKCHIP, "RK3588S", ("rockchip,rk3588s",)),
 )

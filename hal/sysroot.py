@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+ROOT_ENV = "APPLIANCE_HAL_ROOT"
 
 
 class SysRoot:
@@ -37,3 +40,9 @@ class SysRoot:
     def glob(self, pattern: str) -> list[str]:
         """Paths (relative to the root, with a leading /) matching `pattern`, sorted."""
         return sorted("/" + str(p.relative_to(self.root)) for p in self.root.glob(pattern.lstrip("/")))
+
+
+def default_root() -> SysRoot:
+    """`/`, or the tree $APPLIANCE_HAL_ROOT names: a whole process (`appliance safety` in a test) can then
+    be run against a fixture board. Only the HAL reads it, where it is not handed a root explicitly."""
+    return SysRoot(os.environ.get(ROOT_ENV) or "/")

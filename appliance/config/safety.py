@@ -22,7 +22,8 @@ class StopLineSettings(_Settings):
 
     gpio: Literal["auto", "gpiod", "rpigpio", "mock"] = "auto"  # auto: $APPLIANCE_GPIO, then probing
     line: Annotated[int, Field(ge=0)] | Annotated[str, Field(min_length=1)]  # offset, or the line's name
-    chip: Annotated[str, Field(min_length=1)] | None = None  # /dev/gpiochipN or a label; None: the header's
+    # /dev/gpiochipN, gpiochipN or the chip's label; None: the board's header chip, found by its label
+    chip: Annotated[str, Field(min_length=1)] | None = None
     active_level: Literal["high", "low"] = "high"
 
 

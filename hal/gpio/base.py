@@ -34,7 +34,7 @@ class LineSettings:
     """Where a line is and how it behaves; `line` is an offset on the chip or a line name."""
 
     line: int | str
-    chip: str | None = None  # /dev/gpiochipN or a chip label; None: the board's header chip
+    chip: str | None = None  # /dev/gpiochipN, gpiochipN or a label; None: the board's header chip (chips.py)
     active_level: ActiveLevel = ActiveLevel.HIGH
     safe_state: bool = False  # outputs: the logical value held at open, close and exit
     consumer: str = "appliance"

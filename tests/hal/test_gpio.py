@@ -16,8 +16,12 @@ import pytest
 from gpiod.line import Direction, Value
 
 from hal.gpio import ActiveLevel, GpioError, LineSettings, open_backend
+from hal.gpio.chips import parse_listing
 from hal.gpio.mock import MockChip, read_journal
+from hal.sysroot import ROOT_ENV
 from tests.conftest import ROOT
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 STOP = LineSettings("stop", safe_state=False)
 
@@ -132,7 +136,7 @@ class FakeRequest:
     def __init__(self, path: str, consumer: str, config: dict[Any, gpiod.LineSettings]) -> None:
         ((self.line, self.settings),) = config.items()
         self.path, self.consumer = path, consumer
-        self.offsets = [self.line if isinstance(self.line, int) else 7]
+        self.offsets = [self.line]
         self.values: list[Value] = (
             [self.settings.output_value] if self.settings.direction == Direction.OUTPUT else []
         )
@@ -152,6 +156,12 @@ class FakeRequest:
 def test_the_chardev_backend_requests_lines_with_libgpiod_v2(monkeypatch: pytest.MonkeyPatch) -> None:
     from hal.gpio import chardev
 
+    # No /dev/gpiochip here: the kernel's listing of a Pi 5's chips stands in for list_chips().
+    pi5 = FIXTURES / "rpi5"
+    monkeypatch.setattr(
+        chardev, "list_chips", lambda dev: parse_listing((pi5 / "gpiodetect.txt").read_text())
+    )
+    monkeypatch.setenv(ROOT_ENV, str(pi5))
     requests: list[FakeRequest] = []
 
     def request_lines(path: str, consumer: str, config: dict[Any, gpiod.LineSettings]) -> FakeRequest:
@@ -171,9 +181,13 @@ def test_the_chardev_backend_requests_lines_with_libgpiod_v2(monkeypatch: pytest
     # the request itself carries the safe value, then logical values follow (gpiod inverts active-low)
     assert req.values == [Value.INACTIVE, Value.ACTIVE, Value.INACTIVE]
     assert req.released
-    button = chardev.ChardevInputLine(LineSettings("BUTTON", chip="/dev/gpiochip0"))
+    button = chardev.ChardevInputLine(LineSettings("GPIO17"))  # no chip: the header's, not gpiochip0
     assert button.get() is True
+    assert (requests[1].path, requests[1].line) == ("/dev/gpiochip4", 17)
     assert requests[1].settings.direction == Direction.INPUT
+    with pytest.raises(GpioError, match=r"no GPIO chip '/dev/gpiochip9'; found: gpiochip0 \(gpio-brcmstb"):
+        chardev.ChardevOutputLine(LineSettings(1, chip="/dev/gpiochip9"))
+    assert len(requests) == 2  # refused before any request
 
 
 def fake_rpi_gpio() -> types.ModuleType:
