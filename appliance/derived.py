@@ -1,6 +1,7 @@
 """Derived channels: the features of a channel (rate of change, deviation in sigma, waveform RMS, peak and
 band energies) published as readings of their own, `<channel>.<feature>`, so rules and the store treat
-them like any other channel."""
+them like any other channel. Features' windows run on the monotonic time `at` of the reading's arrival,
+their readings carry its wall-clock `ts`."""
 
 from __future__ import annotations
 
@@ -51,15 +52,15 @@ class DerivedChannels:
             Reading(self.device, name, None, self.units.get(channel, ""), ts, Quality.ERROR) for name in names
         ]
 
-    def scalar(self, channel: str, ts: float, value: float) -> list[Reading]:
-        snap = self.features[channel].add_value(ts, value)
+    def scalar(self, channel: str, ts: float, at: float, value: float) -> list[Reading]:
+        snap = self.features[channel].add_value(at, value)
         unit = self.units[channel]
         return self._emit(
             channel, ts, [("rate", snap.rate_per_s, f"{unit}/s"), ("sigma", snap.sigma, "sigma")]
         )
 
-    def waveform(self, channel: str, ts: float, samples: npt.NDArray[np.float64]) -> list[Reading]:
-        snap = self.features[channel].add_block(ts, samples)
+    def waveform(self, channel: str, ts: float, at: float, samples: npt.NDArray[np.float64]) -> list[Reading]:
+        snap = self.features[channel].add_block(at, samples)
         unit = self.units[channel]
         values = [("rms", snap.rms, unit), ("peak", snap.peak, unit), ("sigma", snap.sigma, "sigma")]
         values += [(f"band_{name}", amplitude, unit) for name, amplitude in (snap.bands or {}).items()]

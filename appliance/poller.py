@@ -25,7 +25,8 @@ from drivers.modbus.tcp import FailureKind, ReadFailure
 
 log = logging.getLogger(__name__)
 
-ReadingSink = Callable[[Sequence[Reading]], None]
+# (readings, CLOCK_MONOTONIC ns when they entered the box: what rules and windows count durations on)
+ReadingSink = Callable[[Sequence[Reading], int], None]
 RECONNECT_BACKOFF_MAX_S = 30.0
 MAX_GAP = MAX_REGISTERS_PER_READ - 1
 AUTO_START_GAP = 8  # auto mode's first plan, until the cost of reads has been measured
@@ -88,6 +89,7 @@ class ModbusPoller(Service):
         self.last_poll_ms = 0.0
         self._reconnect_delay = settings.poll_interval_s
         self._reconnect_at = 0.0
+        self.answered_ns = 0  # when the last poll's first answer came (CLOCK_MONOTONIC)
 
     def details(self) -> dict[str, Any]:
         return {
@@ -110,7 +112,8 @@ class ModbusPoller(Service):
             due = time.monotonic()
             while True:
                 began = time.monotonic()
-                self.sink(await self.poll_once(client))
+                readings = await self.poll_once(client)
+                self.sink(readings, self.answered_ns)
                 self.polls += 1
                 if self.auto and self.polls % RETUNE_EVERY_POLLS == 0:
                     self.retune()
@@ -125,8 +128,11 @@ class ModbusPoller(Service):
             client.close()
 
     async def poll_once(self, client: ModbusClient) -> list[Reading]:
-        """Read every block once; each point yields exactly one reading, good or not."""
+        """Read every block once; each point yields exactly one reading, good or not. Readings carry the
+        wall-clock time of their answer; `answered_ns` is the monotonic time of the poll's first answer,
+        the poll's time for durations (so a batch is never younger than any sample in it)."""
         readings: list[Reading] = []
+        self.answered_ns = 0
         for block, layout in zip(self.blocks, self._layouts, strict=True):
             if not client.connected and time.monotonic() < self._reconnect_at:
                 readings += self._failed(block.points, time.time())
@@ -143,9 +149,12 @@ class ModbusPoller(Service):
                     self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_BACKOFF_MAX_S)
                 readings += self._failed(block.points, time.time())
                 continue
+            answered_ns = time.monotonic_ns()
+            self.answered_ns = self.answered_ns or answered_ns
             self.costs.add(block.count, time.perf_counter() - began)
             self._reconnect_delay = self.settings.poll_interval_s
-            readings += self._decode(block, layout, values, time.time())
+            readings += self._decode(block, layout, values, time.time(), answered_ns / 1e9)
+        self.answered_ns = self.answered_ns or time.monotonic_ns()
         return readings
 
     def retune(self) -> None:
@@ -188,8 +197,9 @@ class ModbusPoller(Service):
         self.replans += 1
 
     def _decode(
-        self, block: Block, layout: Layout, values: Sequence[int] | Sequence[bool], ts: float
+        self, block: Block, layout: Layout, values: Sequence[int] | Sequence[bool], ts: float, at: float
     ) -> list[Reading]:
+        """Readings stamped `ts` (wall clock); features' windows count on `at` (monotonic s)."""
         packed = b""
         if not block.table.is_bits:
             try:  # one pack per block; plain points then decode straight from it
@@ -206,7 +216,7 @@ class ModbusPoller(Service):
                     value = unpack(packed, byte_offset)[0] * scale + shift
                 elif how is _WAVEFORM:
                     samples = point.decode_samples(values[offset : offset + point.count])
-                    out += derived.waveform(point.channel, ts, samples)
+                    out += derived.waveform(point.channel, ts, at, samples)
                     continue
                 else:
                     value = point.decode(values[offset : offset + point.count])
@@ -216,7 +226,7 @@ class ModbusPoller(Service):
                 value, quality = None, Quality.ERROR
             out.append(Reading(device, point.channel, value, point.unit, ts, quality))
             if featured and isinstance(value, float):
-                out += derived.scalar(point.channel, ts, value)
+                out += derived.scalar(point.channel, ts, at, value)
         return out
 
     def _failed(self, points: Sequence[Point], ts: float) -> list[Reading]:

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from appliance.clock import ClockWatch
 from appliance.config.models import ApplianceConfig, split_host_port
 from appliance.fieldbus import build_field
 from appliance.health import HealthWatch
@@ -96,6 +97,7 @@ class Runtime:
         )
         self.loop_monitor = LoopMonitor()
         self.health = HealthWatch(self.status)
+        self.clock = ClockWatch(self.publish_events)  # a step of the wall clock becomes an event
         world = [BenchWorld(config_path)] if config.bench is not None else []
         field = build_field(config, self.publish)
         self.rules: SafetyRules | None = None
@@ -129,6 +131,7 @@ class Runtime:
             *world,
             self.loop_monitor,
             self.store,
+            self.clock,
             *sync,
             *safety,
             *field,
@@ -139,9 +142,10 @@ class Runtime:
         self._started: list[Service] = []
         self.hardware: HardwareReport | None = None
 
-    def publish(self, readings: Sequence[Reading]) -> None:
+    def publish(self, readings: Sequence[Reading], received_ns: int) -> None:
+        """Readings that entered the box at `received_ns` (CLOCK_MONOTONIC; the poll's answer, the line)."""
         if self.rules is not None:
-            self.rules.readings(readings)
+            self.rules.readings(readings, received_ns)
         self.snapshot.update(readings)
         self.store.write(readings)
 
@@ -151,10 +155,10 @@ class Runtime:
             self.safety.trip(reason, cause_ns)
 
     def _last_frame(self) -> float | None:
-        """Wall-clock time of the QC camera's last frame."""
+        """Monotonic time of the QC camera's last frame."""
         if self.qc is None or not self.qc.frame_times:
             return None
-        return time.time() - (time.monotonic() - self.qc.frame_times[-1])
+        return self.qc.frame_times[-1]
 
     def _recorded(self) -> set[str]:
         """Ids of the trips and resets already in the store (the supervisor may report them again)."""

@@ -1,5 +1,6 @@
 """A serial line sensor as a service: frames from the reader thread become readings on the event loop,
-and a channel that has been silent longer than `stale_after_s` is published once more, marked stale."""
+and a channel that has been silent longer than `stale_after_s` (on the monotonic clock, which no step of
+the wall clock moves) is published once more, marked stale."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ class SerialSensor(Service):
         self.sink = sink
         self.framer = framer_for(settings)
         self.units = dict(self.framer.units)
-        self.last: dict[str, tuple[float, float]] = {}  # channel -> (ts, value) of the last good reading
+        # channel -> (monotonic s, value) of the last good reading
+        self.last: dict[str, tuple[float, float]] = {}
         self.stale: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         s = settings
@@ -79,7 +81,7 @@ class SerialSensor(Service):
         """Mark channels stale: at least a few times per `stale_after_s`, so the mark is timely."""
         while True:
             await asyncio.sleep(min(self.settings.stale_after_s / 4, 1.0))
-            self._mark_stale(time.time())
+            self._mark_stale(time.monotonic())
 
     def details(self) -> dict[str, Any]:
         line = self.line.status()
@@ -93,15 +95,16 @@ class SerialSensor(Service):
 
     def _publish(self, record: Record) -> None:
         readings = []
+        seen = record.received_ns / 1e9
         for channel, value in record.values.items():
-            self.last[channel] = (record.timestamp, value)
+            self.last[channel] = (seen, value)
             self.stale.discard(channel)
             readings.append(
                 Reading(
                     self.device_id, channel, value, self.units.get(channel, ""), record.timestamp, Quality.OK
                 )
             )
-        self.sink(readings)
+        self.sink(readings, record.received_ns)
 
     def _mark_stale(self, now: float) -> None:
         expected = set(self.units)
@@ -114,6 +117,7 @@ class SerialSensor(Service):
         if not newly:
             return
         self.stale.update(newly)
+        ts, marked_ns = time.time(), time.monotonic_ns()
         # the last good value, marked stale: the page and the rules see what it was and that it is old
         self.sink(
             [
@@ -122,9 +126,10 @@ class SerialSensor(Service):
                     c,
                     self.last[c][1] if c in self.last else None,
                     self.units.get(c, ""),
-                    now,
+                    ts,
                     Quality.STALE,
                 )
                 for c in newly
-            ]
+            ],
+            marked_ns,
         )

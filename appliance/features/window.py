@@ -52,8 +52,8 @@ class RollingWindow:
         if not (math.isfinite(ts) and math.isfinite(value)):
             return False
         if self._samples and ts < self._samples[-1][0]:
-            # The wall clock stepped back (NTP, RTC fix): the old window no longer lines up with the new
-            # times, and dropping it beats freezing the channel until the clock catches up.
+            # Time went back (the runtime feeds monotonic times, so only a caller on the wall clock): the
+            # old window no longer lines up with the new times, and dropping it beats freezing the channel.
             self.clear()
         self._evict(ts - self.seconds)
         if not self._samples:

@@ -250,7 +250,7 @@ class QcPipeline(Service):
         self.latencies.append(latency_ms)
         self.latency_histogram.observe(latency_ms)
         self.frames += 1
-        self.frame_times.append(time.monotonic())
+        self.frame_times.append(time.monotonic())  # monotonic: the camera's stale rule counts on it
         self.last_scores = scores
         if decisions:
             self._decided(frame, decisions)
@@ -259,7 +259,7 @@ class QcPipeline(Service):
         if self.alarm is not None and (critical := [d for d in decisions if d.severity is Severity.CRITICAL]):
             self.alarm(
                 f"QC: {critical[0].label} ({critical[0].score:.2f}) on frame {frame.index}",
-                time.monotonic_ns(),
+                frame.received_ns,  # the trip's latency counts from the frame's capture, not the decision
             )
         events = []
         for decision in decisions:

@@ -1,6 +1,10 @@
 """Safety rules on sensor channels: threshold with hysteresis, rate of change, sigma from a learned
 baseline, stale input. A rule that fires makes an event of its severity; a critical one asks for a trip
-at once, from the thread that saw the reading, and stays a cause (blocking any reset) until it clears."""
+at once, from the thread that saw the reading, and stays a cause (blocking any reset) until it clears.
+
+Every duration here (staleness, rate windows) is on the monotonic clock, counted from when readings
+entered the runtime, so a step of the wall clock (NTP setting a box that booted without a real-time
+clock) neither fires nor clears a rule; readings' wall-clock `ts` is for people and the store."""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ class Check:
     detail: str = ""
     window: RollingWindow | None = None
     baseline: Baseline | None = None
-    last_ok: float | None = None  # stale rules: counted from the first evaluation
+    last_ok: float | None = None  # stale rules, monotonic s: counted from the first evaluation
 
     def fires(self, value: float) -> tuple[bool, str]:
         """(active after this value, what it saw) for value rules."""
@@ -66,7 +70,7 @@ class SafetyRules:
         resolve: Callable[[str], tuple[str, str] | None],
         alarm: Alarm,
         record: EventSink,
-        camera_last: Callable[[], float | None] = lambda: None,
+        camera_last: Callable[[], float | None] = lambda: None,  # monotonic s of the camera's last frame
     ) -> None:
         self.alarm, self.record, self.camera_last = alarm, record, camera_last
         self.checks: list[Check] = []
@@ -84,8 +88,11 @@ class SafetyRules:
         self.devices = {device for device, _ in self.by_sensor}
         self._lock = threading.Lock()
 
-    def readings(self, readings: Sequence[Reading]) -> None:
+    def readings(self, readings: Sequence[Reading], received_ns: int) -> None:
+        """One batch of readings that entered the runtime at `received_ns` (CLOCK_MONOTONIC): the time a
+        stale rule counts from, a rate window's time, and the cause time of any trip they make."""
         devices, by_sensor = self.devices, self.by_sensor
+        at = received_ns / 1e9
         for reading in readings:
             if reading[0] not in devices or (checks := by_sensor.get((reading[0], reading[1]))) is None:
                 continue
@@ -95,18 +102,19 @@ class SafetyRules:
                 for check in checks:
                     if isinstance(check.rule, StaleRule):
                         if good:
-                            check.last_ok = reading.ts
+                            check.last_ok = at
                         continue
                     if not good:
                         continue
                     assert isinstance(value, int | float)
                     if check.window is not None:
-                        check.window.add(reading.ts, float(value))
-                    self._set(check, *check.fires(float(value)))
+                        check.window.add(at, float(value))
+                    self._set(check, *check.fires(float(value)), received_ns)
 
     def causes(self, now: float | None = None) -> tuple[str, ...]:
-        """Evaluate the stale rules, then name every critical rule that is active: the heartbeat's causes."""
-        now = time.time() if now is None else now
+        """Evaluate the stale rules at monotonic `now`, then name every critical rule that is active: the
+        heartbeat's causes."""
+        now = time.monotonic() if now is None else now
         camera = self.camera_last()
         with self._lock:
             for check in self.checks:
@@ -116,7 +124,8 @@ class SafetyRules:
                         last = max(last, camera)
                     check.last_ok = last
                     age = now - last
-                    self._set(check, age > check.rule.after_s, f"no fresh value for {age:.1f} s")
+                    went = int((last + check.rule.after_s) * 1e9)  # the moment it went stale: its cause
+                    self._set(check, age > check.rule.after_s, f"no fresh value for {age:.1f} s", went)
             return tuple(
                 f"{c.name}: {c.detail}" for c in self.checks if c.active and c.rule.severity == "critical"
             )
@@ -133,12 +142,11 @@ class SafetyRules:
             for c in self.checks
         ]
 
-    def _set(self, check: Check, active: bool, detail: str) -> None:
+    def _set(self, check: Check, active: bool, detail: str, cause_ns: int) -> None:
         if active == check.active:
             if active:
                 check.detail = detail
             return
-        cause_ns = time.monotonic_ns()
         check.active, check.detail = active, detail
         critical = check.rule.severity == "critical"
         if active and critical:

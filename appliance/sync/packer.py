@@ -16,6 +16,8 @@ from appliance.sync.codec import BatchHeader, EvidenceRow, encode_events, encode
 STORE_TIMEOUT_S = 30.0
 # An evidence file is written a moment after its event is committed (by the QC pipeline's evidence thread):
 # one missing for longer was dropped or already deleted by the evidence budget, and counts as thinned.
+# Counted on the monotonic clock from when the packer first missed it, not from the event's wall-clock time,
+# which a clock step would make look hours old (thinning files on their way) or hours ahead (a long wait).
 EVIDENCE_WAIT_S = 30.0
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 
@@ -29,6 +31,8 @@ class BatchPacker:
         self.evidence = evidence  # the folder the evidence rows' files are in
         self.conn: sqlite3.Connection = store.reader()
         self.store_id = outbox.store_id(self.conn)
+        self.clock = time.monotonic
+        self._missing: dict[int, float] = {}  # evidence row id -> when its file was first missed
 
     def close(self) -> None:
         self.conn.close()
@@ -100,10 +104,13 @@ class BatchPacker:
             try:
                 data = (self.evidence / name).read_bytes()
             except FileNotFoundError:
-                if time.time() - ts < EVIDENCE_WAIT_S:
+                now = self.clock()
+                if now - self._missing.setdefault(rid, now) < EVIDENCE_WAIT_S:
                     break
+                del self._missing[rid]
                 gone, last_gone = gone + 1, rid
                 continue
+            self._missing.pop(rid, None)
             if kept and size + len(data) > max_bytes:
                 break
             media = MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")

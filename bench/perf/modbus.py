@@ -93,7 +93,7 @@ async def tcp_figures(port: int, quick: bool) -> dict[str, Any]:
         }
     )
     poller = ModbusPoller(
-        "perf", settings, partial(ModbusTcpClient, "127.0.0.1", port, 1, 2.0), lambda _: None
+        "perf", settings, partial(ModbusTcpClient, "127.0.0.1", port, 1, 2.0), lambda *_: None
     )
     client = ModbusTcpClient("127.0.0.1", port, 1, 2.0)
     for _ in range(6):  # let the auto planner measure and settle
@@ -142,7 +142,7 @@ async def rtu_figures(link: str, quick: bool) -> dict[str, Any]:
             }
         )
         pollers.append(
-            ModbusPoller(f"rtu{unit}", settings, partial(ModbusRtuClient, bus, unit, 0.05), lambda _: None)
+            ModbusPoller(f"rtu{unit}", settings, partial(ModbusRtuClient, bus, unit, 0.05), lambda *_: None)
         )
     frames = [
         (request_frame(p.settings.unit, b), response_length(b))  # type: ignore[attr-defined]

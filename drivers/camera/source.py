@@ -7,7 +7,7 @@ import abc
 import enum
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ class Frame:
     ts: float  # wall-clock time the frame was taken from the source
     index: int
     prepared: npt.NDArray[np.uint8] | None = None  # made by the reader's `prepare` hook (resized for a model)
+    # when it was taken, on CLOCK_MONOTONIC: what a trip on this frame counts its latency from
+    received_ns: int = field(default_factory=time.monotonic_ns)
 
 
 class FrameSource(abc.ABC):
@@ -56,6 +58,7 @@ class FrameSource(abc.ABC):
     def close(self) -> None: ...
 
     def _frame(self, image: npt.NDArray[Any]) -> Frame:
+        received_ns = time.monotonic_ns()  # before any conversion: the frame is in memory now
         if image.dtype != np.uint8:  # 16-bit PNGs, float TIFFs: scale to 8 bits
             low, high = float(image.min()), float(image.max())
             image = ((image - low) * (255.0 / max(high - low, 1e-12))).astype(np.uint8)
@@ -64,7 +67,7 @@ class FrameSource(abc.ABC):
         elif image.shape[2] == 4:
             image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
         self.count += 1
-        return Frame(image, time.time(), self.count)
+        return Frame(image, time.time(), self.count, received_ns=received_ns)
 
 
 class CaptureSource(FrameSource):

@@ -72,11 +72,13 @@ class LineSettings:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """Values decoded from one frame, stamped with the wall-clock time its bytes were read."""
+    """Values decoded from one frame, stamped with the time its bytes were read: on the wall clock for
+    people and the store, on the monotonic clock (which no clock step moves) for durations."""
 
     timestamp: float
     values: dict[str, float]
     units: Mapping[str, str]
+    received_ns: int  # CLOCK_MONOTONIC
 
 
 def stale_channels(
@@ -85,8 +87,9 @@ def stale_channels(
     now: float | None = None,
     expected: Iterable[str] = (),
 ) -> list[str]:
-    """Channels whose last good value is older than `stale_after_s`; `expected` ones never seen count too."""
-    now = time.time() if now is None else now
+    """Channels whose last good value is older than `stale_after_s`; `expected` ones never seen count too.
+    Times are monotonic seconds, so a step of the wall clock makes nothing stale."""
+    now = time.monotonic() if now is None else now
     names = set(last_good) | set(expected)
     return sorted(n for n in names if n not in last_good or now - last_good[n] > stale_after_s)
 
@@ -113,7 +116,8 @@ class SerialLine:
         self._errors = dict.fromkeys(ErrorKind, 0)
         self._callback_errors = 0
         self._last_error = ""
-        self._last_good: dict[str, float] = {}
+        self._last_good: dict[str, float] = {}  # wall clock, shown
+        self._last_seen: dict[str, float] = {}  # monotonic, for staleness
         self._last_values: dict[str, float] = {}
 
     def start(self) -> None:
@@ -148,9 +152,10 @@ class SerialLine:
         return True
 
     def stale(self, now: float | None = None) -> list[str]:
+        """Channels without a good value for `stale_after_s`, at monotonic `now`."""
         with self._lock:
-            last_good = dict(self._last_good)
-        return stale_channels(last_good, self.settings.stale_after_s, now, self.framer.channels)
+            last_seen = dict(self._last_seen)
+        return stale_channels(last_seen, self.settings.stale_after_s, now, self.framer.channels)
 
     def status(self) -> dict[str, Any]:
         stale = self.stale()
@@ -218,7 +223,7 @@ class SerialLine:
             port.close()
         except (serial.SerialException, OSError) as exc:
             log.debug("%s: close failed: %s", self.name, exc)
-        self._deliver(self.framer.reset(), time.time())
+        self._deliver(self.framer.reset(), time.time(), time.monotonic_ns())
 
     def _pump(self, port: serial.Serial) -> None:
         """Reads until stopped or the port fails."""
@@ -230,9 +235,9 @@ class SerialLine:
             waiting = port.in_waiting
             if waiting:
                 chunk += port.read(waiting)
-            self._deliver(self.framer.feed(chunk), time.time())
+            self._deliver(self.framer.feed(chunk), time.time(), time.monotonic_ns())
 
-    def _deliver(self, items: Sequence[Frame | FrameError], timestamp: float) -> None:
+    def _deliver(self, items: Sequence[Frame | FrameError], timestamp: float, received_ns: int) -> None:
         for item in items:
             if isinstance(item, FrameError):
                 with self._lock:
@@ -243,10 +248,11 @@ class SerialLine:
                 self._frames_ok += 1
                 self._last_values.update(item.values)
                 self._last_good.update(dict.fromkeys(item.values, timestamp))
+                self._last_seen.update(dict.fromkeys(item.values, received_ns / 1e9))
             if not item.values:
                 continue
             try:
-                self.on_record(Record(timestamp, item.values, self.framer.units))
+                self.on_record(Record(timestamp, item.values, self.framer.units, received_ns))
             except Exception:
                 with self._lock:
                     self._callback_errors += 1

@@ -60,7 +60,7 @@ async def rig(
     port = free_port()
     slave = SimulatedSlave(sim_settings(port))
     await slave.serve()
-    poller = poller_for(port, lambda _: None, extra)
+    poller = poller_for(port, lambda *_: None, extra)
     client = ModbusTcpClient("127.0.0.1", port, 1, 0.5)
     try:
         yield slave, poller, client
@@ -128,7 +128,7 @@ def test_an_absent_device_is_backed_off_without_stalling_the_schedule() -> None:
     async def body() -> None:
         port = free_port()  # nothing listens here
         got: list[Sequence[Reading]] = []
-        poller = poller_for(port, got.append)
+        poller = poller_for(port, lambda batch, _: got.append(batch))
         await poller.start()
         await asyncio.sleep(0.5)
         await poller.stop()
@@ -147,7 +147,7 @@ def test_the_service_polls_on_its_interval_and_stops_at_once() -> None:
         slave = SimulatedSlave(sim_settings(port))
         await slave.serve()
         got: list[Sequence[Reading]] = []
-        poller = poller_for(port, got.append)
+        poller = poller_for(port, lambda batch, _: got.append(batch))
         try:
             await poller.start()
             await asyncio.sleep(0.5)
@@ -209,7 +209,7 @@ def test_auto_gap_tunes_to_the_fewest_requests() -> None:
             "dev",
             gappy_device(port, "auto"),
             partial(ModbusTcpClient, "127.0.0.1", port, 1, 0.5),
-            lambda _: None,
+            lambda *_: None,
         )
         client = ModbusTcpClient("127.0.0.1", port, 1, 0.5)
         try:
@@ -239,7 +239,10 @@ def test_a_refused_bridged_read_is_split_and_never_retried() -> None:
         slave = SimulatedSlave(gappy_sim(port, "invalid"))  # this device refuses reads through holes
         await slave.serve()
         poller = ModbusPoller(
-            "dev", gappy_device(port, 20), partial(ModbusTcpClient, "127.0.0.1", port, 1, 0.5), lambda _: None
+            "dev",
+            gappy_device(port, 20),
+            partial(ModbusTcpClient, "127.0.0.1", port, 1, 0.5),
+            lambda *_: None,
         )
         client = ModbusTcpClient("127.0.0.1", port, 1, 0.5)
         try:

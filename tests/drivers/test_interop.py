@@ -333,7 +333,10 @@ async def poll_values(port: int) -> dict[str, tuple[float | str | None, Quality]
     """Two polls of LAYOUT by our poller and TCP client; the readings of the second."""
     got: list[Sequence[Reading]] = []
     poller = ModbusPoller(
-        "dev", device_settings(port), partial(ModbusTcpClient, "127.0.0.1", port, 1, 0.5), got.append
+        "dev",
+        device_settings(port),
+        partial(ModbusTcpClient, "127.0.0.1", port, 1, 0.5),
+        lambda batch, _: got.append(batch),
     )
     client = ModbusTcpClient("127.0.0.1", port, 1, 0.5)
     try:

@@ -35,10 +35,17 @@ def rules(*specs: dict[str, Any], camera: float | None = None) -> tuple[SafetyRu
 
 
 def feed(
-    r: SafetyRules, values: list[float], start: float = 1000.0, step: float = 0.1, q: Quality = Quality.OK
+    r: SafetyRules,
+    values: list[float],
+    start: float = 1000.0,
+    step: float = 0.1,
+    q: Quality = Quality.OK,
+    wall: float = 0.0,
 ) -> None:
+    """One reading a `step` apart from monotonic `start`, stamped with a wall clock `wall` s ahead of it."""
     for i, v in enumerate(values):
-        r.readings([Reading("press", "oil", v, "degC", start + i * step, q)])
+        at = start + i * step
+        r.readings([Reading("press", "oil", v, "degC", wall + at, q)], int(at * 1e9))
 
 
 def test_threshold_fires_once_and_clears_only_past_the_hysteresis() -> None:
@@ -62,7 +69,8 @@ def test_below_limits_and_bad_readings_are_ignored() -> None:
         [
             Reading("press", "oil", None, "", 1.0, Quality.ERROR),
             Reading("other", "oil", 0.0, "", 1.0, Quality.OK),
-        ]
+        ],
+        1_000_000_000,
     )
     assert rec.alarms == []
     feed(r, [1.5])
@@ -120,3 +128,37 @@ def test_a_rule_needs_a_limit_and_sane_settings() -> None:
         SafetySettings.model_validate(
             {"stop_line": {"line": 4}, "heartbeat_interval_ms": 100, "heartbeat_deadline_ms": 150}
         )
+
+
+def test_a_trip_counts_from_the_sample_that_made_it() -> None:
+    r, rec = rules({"type": "threshold", "sensor": "press.oil", "above": 80.0})
+    feed(r, [70, 90], start=1000.0, step=0.5)
+    assert rec.alarms == [("threshold press.oil: 90 above 80", 1_000_500_000_000)]
+    assert rec.events[0].data["cause_ns"] == 1_000_500_000_000
+
+
+def test_a_stale_trip_counts_from_the_moment_the_input_went_stale() -> None:
+    r, rec = rules({"type": "stale", "sensor": "press.oil", "after_s": 2.0})
+    feed(r, [20.0], start=1000.0)
+    assert r.causes(1002.7) and rec.alarms[0][1] == 1_002_000_000_000
+
+
+@pytest.mark.parametrize("step_h", [6, -6])
+def test_a_wall_clock_step_fires_and_clears_nothing(step_h: int) -> None:
+    """The wall clock jumps by hours between two readings; the monotonic clock runs on."""
+    r, rec = rules(
+        {"type": "stale", "sensor": "press.oil", "after_s": 2.0},
+        {"type": "rate", "sensor": "press.oil", "limit_per_s": 1.0, "window_s": 3.0, "severity": "warning"},
+        {"type": "rate", "sensor": "press.oil", "limit_per_s": 50.0, "window_s": 3.0, "name": "surge"},
+        {"type": "sigma", "sensor": "press.oil", "sigma": 1000.0, "baseline_samples": 10},
+    )
+    wall = 1.8e9 - 1000.0  # the wall clock, as seconds ahead of the monotonic one
+    feed(r, [20 + 2.0 * i for i in range(20)], start=1000.0, step=0.5, wall=wall)  # 4 units/s
+    assert [c.name for c in r.checks if c.active] == ["rate press.oil"]
+    assert r.causes(1010.0) == ()
+    fired = list(rec.events)
+    feed(r, [60 + 2.0 * i for i in range(20)], start=1010.0, step=0.5, wall=wall + step_h * 3600.0)
+    assert r.causes(1020.0) == ()
+    assert rec.events == fired and rec.alarms == []  # nothing fired, nothing cleared
+    assert [c.name for c in r.checks if c.active] == ["rate press.oil"]
+    assert "changing +4/s" in r.checks[1].detail

@@ -109,16 +109,30 @@ def test_files_go_byte_for_byte_up_to_the_batch_size_and_at_least_one(tmp_path: 
     assert batch.count == 1 and decode(batch.payload)[1][0][6] == (folder / "big.thumb.jpg").read_bytes()
 
 
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_file_on_its_way_is_waited_for_and_one_gone_for_good_is_reported_thinned(tmp_path: Path) -> None:
     folder = tmp_path / "evidence"
     folder.mkdir()
     now = time.time()
-    old = now - EVIDENCE_WAIT_S - 5
     # ids 1, 3, 5 are thumbnails: 1 is gone for good (deleted by the budget), 3 there, 5 not written yet
     (folder / "b.thumb.jpg").write_bytes(b"\xff\xd8 b")
-    events = [defect(old, "a"), defect(old + 1, "b"), defect(now, "c")]
+    events = [defect(now, "a"), defect(now, "b"), defect(now, "c")]
 
     def work(store: Store, packer: BatchPacker) -> list[Any]:
+        packer.clock = clock = Clock()
+        assert packer.pack("evidence", Priority.IMPORTANT, 100, 1 << 20, 19) is None  # a may be on its way
+        clock.now += EVIDENCE_WAIT_S - 1
+        assert packer.pack("evidence", Priority.IMPORTANT, 100, 1 << 20, 19) is None
+        clock.now += 2
         first = packer.pack("evidence", Priority.IMPORTANT, 100, 1 << 20, 19)
         waiting = packer.pack("evidence", Priority.IMPORTANT, 100, 1 << 20, 19)
         (folder / "c.thumb.jpg").write_bytes(b"\xff\xd8 c")  # the evidence thread got to it
@@ -135,10 +149,14 @@ def test_a_file_on_its_way_is_waited_for_and_one_gone_for_good_is_reported_thinn
 
 def test_a_class_with_only_lost_files_moves_past_them_and_reports_them_next(tmp_path: Path) -> None:
     (tmp_path / "evidence").mkdir()
-    old = time.time() - EVIDENCE_WAIT_S - 5
-    events = [defect(old, "a"), defect(old + 1, "b")]
+    events = [defect(time.time(), "a"), defect(time.time(), "b")]
 
     def work(store: Store, packer: BatchPacker) -> Any:
+        packer.clock = clock = Clock()
+        assert packer.pack("evidence", Priority.BACKGROUND, 100, 1 << 20, 19) is None  # waiting for a
+        clock.now += EVIDENCE_WAIT_S + 1  # a is gone for good; b was first missed just now
+        assert packer.pack("evidence", Priority.BACKGROUND, 100, 1 << 20, 19) is None
+        clock.now += EVIDENCE_WAIT_S + 1
         assert packer.pack("evidence", Priority.BACKGROUND, 100, 1 << 20, 19) is None  # images: all gone
         store.write([defect(time.time(), "c")])
         (tmp_path / "evidence" / "c.jpg").write_bytes(b"c")
@@ -174,3 +192,30 @@ def test_only_plain_file_names_are_encoded(name: str) -> None:
     rows: list[EvidenceRow] = [(1, 1.0, 1, "image", name, "image/jpeg", b"x")]
     with pytest.raises(BatchFormatError, match="plain file name"):
         encode_evidence(BatchHeader("press-1", "s1", "evidence", "background", 1, 1, 1, 1, 0, 1.0), rows)
+
+
+@pytest.mark.parametrize("step_h", [6, -6])
+def test_a_wall_clock_step_neither_thins_a_file_on_its_way_nor_waits_hours(
+    step_h: int, tmp_path: Path
+) -> None:
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    then = time.time() - step_h * 3600.0  # recorded just before the clock stepped by step_h
+    events = [defect(then, "a"), defect(then, "b")]
+
+    def work(store: Store, packer: BatchPacker) -> list[Any]:
+        packer.clock = clock = Clock()
+        waiting = packer.pack("evidence", Priority.IMPORTANT, 100, 1 << 20, 19)
+        (folder / "a.thumb.jpg").write_bytes(b"\xff\xd8 a")  # b's never comes
+        sent = packer.pack("evidence", Priority.IMPORTANT, 100, 1 << 20, 19)
+        clock.now += EVIDENCE_WAIT_S + 1  # given up on b after the wait, not hours later
+        store.write([defect(time.time(), "c")])
+        (folder / "c.thumb.jpg").write_bytes(b"\xff\xd8 c")
+        store.call(lambda conn: None).result(10)
+        return [waiting, sent, packer.pack("evidence", Priority.IMPORTANT, 100, 1 << 20, 19)]
+
+    waiting, sent, after = with_store(tmp_path, events, work, ClassSettings())
+    assert waiting is None  # not thinned at once, however old its event looks
+    assert [r[4] for r in decode(sent.payload)[1]] == ["a.thumb.jpg"]
+    header, rows = decode(after.payload)
+    assert (header.thinned, [r[4] for r in rows]) == (1, ["c.thumb.jpg"])
