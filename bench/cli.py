@@ -35,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     perf = commands.add_parser("perf", help="run the benchmarks; print a table and optionally write JSON")
     perf.add_argument("--quick", action="store_true", help="shorter runs, for a smoke test")
     perf.add_argument("--json", type=Path, help="write the results here (CONTRACT.md's format)")
+    perf.add_argument(
+        "--only",
+        default="",
+        metavar="SECTION[,SECTION]",
+        help="run only these sections (qc, modbus, safety, store, sync); default: all",
+    )
     upstream = commands.add_parser(
         "upstream",
         help="receive the appliance's batches over MQTT and HTTP(S) into a ledger, or report on it",
@@ -55,9 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "perf":
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-        from bench.perf.runner import main as perf_main  # measures our code: imported only when asked
+        from bench.perf.runner import SECTIONS  # measures our code: imported only when asked
+        from bench.perf.runner import main as perf_main
 
-        return perf_main(args.quick, args.json)
+        only = [s.strip() for s in args.only.split(",") if s.strip()]
+        if unknown := [s for s in only if s not in SECTIONS]:
+            print(
+                f"bench perf: --only: unknown section {unknown[0]!r}; known: {', '.join(SECTIONS)}",
+                file=sys.stderr,
+            )
+            return 2
+        return perf_main(args.quick, args.json, only)
 
     logging.basicConfig(
         level=args.log_level.upper(),

@@ -7,6 +7,7 @@ import platform
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run(quick: bool) -> dict[str, Any]:
+SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
+    "qc": lambda quick: _qc(quick),
+    "modbus": lambda quick: modbus.run(quick, _free_port()),
+    "safety": safety.run,
+    "store": store.run,
+    "sync": sync.run,
+}
+
+
+def run(quick: bool, only: Sequence[str] = ()) -> dict[str, Any]:
+    """Every section, or the ones in `only`, in the order of SECTIONS."""
     began = time.time()
     result: dict[str, Any] = {
         "meta": {
@@ -51,13 +62,12 @@ def run(quick: bool) -> dict[str, Any]:
             "python": platform.python_version(),
             "machine": platform.machine(),
             "processor": platform.processor() or platform.machine(),
-        },
-        "qc": _qc(quick),
-        "modbus": modbus.run(quick, _free_port()),
-        "safety": safety.run(quick),
-        "store": store.run(quick),
-        "sync": sync.run(quick),
+            **({"only": list(only)} if only else {}),
+        }
     }
+    for name, measure in SECTIONS.items():
+        if not only or name in only:
+            result[name] = measure(quick)
     result["meta"]["seconds"] = round(time.time() - began, 1)
     return result
 
@@ -105,8 +115,8 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
-def main(quick: bool, json_path: Path | None) -> int:
-    result = run(quick)
+def main(quick: bool, json_path: Path | None, only: Sequence[str] = ()) -> int:
+    result = run(quick, only)
     print(table(result))
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")
