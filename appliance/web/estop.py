@@ -11,7 +11,10 @@ from starlette.routing import Route
 
 from appliance.web.access import Access
 
-TRIP_BODY_BYTES = 4096  # a reason is cut to 512 bytes of UTF-8 on its way to the supervisor
+TRIP_BODY_BYTES = 4096
+REASON_CHARS = (
+    300  # fits the body however it is escaped; cut to 512 bytes of UTF-8 on its way to the supervisor
+)
 
 
 class EstopControl(Protocol):
@@ -81,4 +84,7 @@ async def _reason(request: Request) -> tuple[str, tuple[int, str] | None]:
         return "", (400, 'expected {"reason": "guard open"} with a string')
     if unknown := sorted(set(fields) - {"reason"}):
         return "", (400, f"unknown field {', '.join(map(repr, unknown))[:100]}; only reason is known")
-    return str(fields.get("reason", "")), None
+    reason = str(fields.get("reason", ""))
+    if len(reason) > REASON_CHARS:
+        return "", (400, f"reason: {len(reason)} characters; at most {REASON_CHARS}")
+    return reason, None

@@ -102,6 +102,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: "a CSRF token is missing or wrong, or the request came from another origin",
         404: "no such thing on this box",
         409: "refused: the message says why",
+        413: "the body is too large (a trip still trips the line first)",
         429: "too many failed attempts from this address; wait a minute",
         503: "not available now (no credential yet, supervisor not answering, too many streams)",
     }
@@ -252,18 +253,25 @@ def describe(version: str) -> dict[str, Any]:
         "/api/v1/estop/trip": {
             "post": {
                 "summary": "Trip the stop output (latched until an authorized reset)",
+                "description": "A body that cannot be used (over 4096 bytes, not JSON, a field other than "
+                "reason, a reason over 300 characters) trips the line all the same, then is refused with 413 "
+                "or 400.",
                 "security": _CONTROL,
                 "requestBody": {
                     "required": False,
                     "content": {
                         "application/json": {
-                            "schema": {"type": "object", "properties": {"reason": {"type": "string"}}}
+                            "schema": {
+                                "type": "object",
+                                "properties": {"reason": {"type": "string", "maxLength": 300}},
+                                "additionalProperties": False,
+                            }
                         }
                     },
                 },
                 "responses": {
                     "200": _json({"type": "object", "required": ["estop"]}, "tripped"),
-                    **_errors(400, 401, 403, 404, 429, 503),
+                    **_errors(400, 401, 403, 404, 413, 429, 503),
                 },
             }
         },

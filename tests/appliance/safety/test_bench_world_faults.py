@@ -37,18 +37,19 @@ def full_box(
     data.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(data)], check=True)
     monkeypatch.setenv(JOURNAL_ENV, str(journal))
-    app = start_appliance(bench_world(tmp_path), data)
     try:
-        yield app, data, journal
-    finally:
+        app = start_appliance(bench_world(tmp_path), data)
         try:
+            yield app, data, journal
+        finally:
             for filler in data.glob("filler"):
                 filler.unlink()  # a runtime with a full disk does not stop (its store retries the commit)
-            app.stop()
-        except subprocess.TimeoutExpired:
-            app.close()
-        finally:
-            subprocess.run(["umount", "-l", str(data)], check=False)
+            try:
+                app.stop()
+            except subprocess.TimeoutExpired:
+                app.close()
+    finally:
+        subprocess.run(["umount", "-l", str(data)], check=False)
 
 
 def level(journal: Path) -> int:

@@ -45,9 +45,19 @@ def _energized(app: ApplianceProcess, token: str, journal: Path) -> None:
         (b"guard open, stop!", 400, "request body refused"),
         (b'{"reason": "guard", "force": true}', 400, "request body refused"),
         (b'{"reason": 12}', 400, "request body refused"),
+        (json.dumps({"reason": "x" * 301}).encode(), 400, "request body refused: reason: 301 characters"),
         (b'{"reason": "\\ud83d lone"}', 200, "manual trip by admin: ? lone"),
     ],
-    ids=["emoji", "emoji-utf8", "100kB", "not-json", "unknown-field", "not-a-string", "lone-surrogate"],
+    ids=[
+        "emoji",
+        "emoji-utf8",
+        "100kB",
+        "not-json",
+        "unknown-field",
+        "not-a-string",
+        "too-long",
+        "lone-surrogate",
+    ],
 )
 def test_an_authenticated_trip_always_drops_the_line(
     box: tuple[ApplianceProcess, str, Path], body: bytes, code: int, reason: str
