@@ -51,12 +51,14 @@ def _level(journal: Path) -> int:
 
 
 def _held_down(journal: Path, seconds: float, tripped: Callable[[], bool]) -> bool:
+    """The wire stays down for `seconds`, and then the box says it is latched (asked at the end: the
+    runtime's view follows the supervisor's answers, a moment after the wire)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if _level(journal) != 0 or not tripped():
+        if _level(journal) != 0:
             return False
         time.sleep(0.05)
-    return True
+    return tripped() and _level(journal) == 0
 
 
 def _reset(runtime: Runtime, token: str, journal: Path, timeout: float = 10.0) -> bool:
@@ -226,20 +228,24 @@ def _clock(runs: int, folder: Path) -> dict[str, list[bool]]:
         def once(hours: int) -> bool:
             """Step, no false trip; then the sensor falls silent and the clock steps back at once: its
             stale rule must still trip (a step back must not make an old value look fresh)."""
-            ok = _reset(runtime, token, journal, timeout=20)
+            if not _reset(runtime, token, journal, timeout=20):
+                return _failed(runtime, "clock: the line did not come up before the step")
             faketime.step(offset, hours * 3600)
             try:
                 time.sleep(1.5)  # the step is seen within a second
-                ok = ok and _held(journal, 1, 3.0)  # no false trip: nothing went stale
+                if not _held(journal, 1, 3.0):
+                    return _failed(runtime, f"clock {hours:+d} h: the line dropped after the step")
                 _control("serial", {"target": "air", "action": "silence"})
                 silenced = time.monotonic()
                 faketime.step(offset, 0)
-                ok = ok and _down_within(journal, silenced, 2.0 + 1.5)  # after_s, the step seen, a heartbeat
-                ok = ok and _held_down(journal, 1.0, _tripped(runtime))
+                if not _down_within(journal, silenced, 2.0 + 1.5):  # after_s, the step seen, a heartbeat
+                    return _failed(runtime, f"clock {hours:+d} h: a silent input did not trip in time")
+                if not _held_down(journal, 1.0, _tripped(runtime)):
+                    return _failed(runtime, f"clock {hours:+d} h: the line came back without a reset")
             finally:
                 _control("serial", {"target": "air", "action": "resume"})
                 faketime.step(offset, 0)
-            return ok and _reset(runtime, token, journal, timeout=20)
+            return _reset(runtime, token, journal, timeout=20) or _failed(runtime, "clock: no reset after")
 
         for _ in range(runs):
             for name, hours in (("+6h", 6), ("-6h", -6)):
@@ -273,6 +279,13 @@ def _control(route: str, body: dict[str, str]) -> None:
     )
     with urllib.request.urlopen(request, timeout=5):
         pass
+
+
+def _failed(runtime: Runtime, what: str) -> bool:
+    """Say which step of a run failed, with the stop output's state then."""
+    estop = runtime.get("api/v1/status")["estop"]
+    print(f"bench perf: safety fault run failed: {what} ({estop['phase']}: {estop['reason']})", flush=True)
+    return False
 
 
 def _outcome(attempt: Callable[[], bool]) -> bool:
