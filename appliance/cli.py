@@ -1,7 +1,7 @@
 """The `appliance` command: run the appliance or its safety supervisor, check a config file.
 
 Heavy modules are imported by the command that needs them: `appliance safety` must not load the web
-stack, the store or the sync code (DESIGN.md, Processes).
+stack, the store or the sync code (docs/safety.md).
 """
 
 from __future__ import annotations

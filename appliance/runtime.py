@@ -227,7 +227,7 @@ class Runtime:
         }
 
     def _sync(self) -> dict[str, Any]:
-        """CONTRACT.md's `sync` section; without a [sync] section everything stays in the store."""
+        """The status API's `sync` section; without a [sync] section everything stays in the store."""
         if self.sync is None:
             return {"tier": "disabled", "backlog": None, "last_ok": None}
         return self.sync.details()

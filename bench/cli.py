@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     perf = commands.add_parser("perf", help="run the benchmarks; print a table and optionally write JSON")
     perf.add_argument("--quick", action="store_true", help="shorter runs, for a smoke test")
-    perf.add_argument("--json", type=Path, help="write the results here (CONTRACT.md's format)")
+    perf.add_argument("--json", type=Path, help="write the results here (the format of docs/bench.md)")
     perf.add_argument(
         "--only",
         default="",

@@ -1,4 +1,4 @@
-"""The house rules of DESIGN.md that code can check: import direction and module docstrings."""
+"""The house rules (docs/development.md) that code can check: import direction and module docstrings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-# package -> packages of ours it may import (DESIGN.md: hal <- drivers <- appliance; bench apart)
+# package -> packages of ours it may import (hal <- drivers <- appliance; bench apart)
 ALLOWED = {
     "hal": {"hal"},
     "drivers": {"drivers", "hal"},

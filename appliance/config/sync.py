@@ -79,7 +79,7 @@ Upstream = Annotated[MqttUpstream | HttpsUpstream, Field(discriminator="type")]
 
 
 class TierOverride(_Settings):
-    """Changes to one tier's row of the default policy (MISSION.md's table)."""
+    """Changes to one tier's row of the default policy (docs/sync.md's table)."""
 
     classes: list[ClassName] | None = None
     zstd_level: Annotated[int, Field(ge=1, le=22)] | None = None

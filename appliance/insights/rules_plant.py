@@ -44,7 +44,7 @@ def sync_behind(check: Check) -> Iterator[Insight]:
     tier = LinkTier.__members__.get(tier_name.upper())
     if tier is None or tier is LinkTier.OFFLINE:
         return  # disabled, or offline (sync_offline says so)
-    sent = [p.label for p in sorted(DEFAULT_RULES[tier].classes)]  # the default policy (MISSION.md)
+    sent = [p.label for p in sorted(DEFAULT_RULES[tier].classes)]  # the default policy (docs/sync.md)
     backlog = check.section("sync", "backlog")
     for label, age in check.section("sync", "oldest_s").items():
         if (waited := number(age)) is not None and waited > SYNC_OLDEST_S:

@@ -1,4 +1,4 @@
-"""The tier policy in force: MISSION.md's default table with the `[sync.tiers.*]` changes applied."""
+"""The tier policy in force: the default table of docs/sync.md with the `[sync.tiers.*]` changes applied."""
 
 from __future__ import annotations
 

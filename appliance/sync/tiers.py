@@ -43,7 +43,7 @@ class TierRule:
 # records, bytes: "small" is small on the wire; a minimal link's batches carry many compact readings
 _SMALL, _MEDIUM, _LARGE = (10000, 64 * KIB), (20000, 512 * KIB), (50000, 2 * MIB)
 
-# MISSION.md's table. Offline keeps the minimal row's packing, so whatever reads it sees sane numbers.
+# the table of docs/sync.md. Offline keeps the minimal row's packing, so whatever reads it sees sane numbers.
 DEFAULT_RULES: Mapping[LinkTier, TierRule] = MappingProxyType(
     {
         LinkTier.OFFLINE: TierRule(frozenset(), 19, *_SMALL, interval_s=300.0),

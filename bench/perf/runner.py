@@ -1,4 +1,4 @@
-"""Runs the benchmark sections, prints a table and writes the JSON of CONTRACT.md."""
+"""Runs the benchmark sections, prints a table and writes the JSON of docs/bench.md."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from bench.perf import modbus, qc, safety, store, sync
 MODELS = Path(__file__).resolve().parents[1] / "models"
 DEMO_LABELS = ["ok", "scratch", "missing_hole", "crack", "stain", "misplaced"]
 
-GOALS = {  # ratio key: (comparison, goal) from MISSION.md
+GOALS = {  # ratio key: (comparison, goal) the product's goals (docs/bench.md)
     "pipeline_over_raw_p50": ("<=", 1.10),
     "fps_over_raw": (">=", 0.95),
     "tcp_regs_over_bare": (">=", 0.90),

@@ -1,4 +1,4 @@
-"""`bench perf --quick` runs end to end and writes the JSON of CONTRACT.md (figures are not judged here:
+"""`bench perf --quick` runs end to end and writes the JSON of docs/bench.md (figures are not judged here:
 speed is measured by `bench perf`, not by timed tests)."""
 
 from __future__ import annotations
