@@ -190,7 +190,9 @@ class Supervisor:
             if not size:
                 self._closed(conn)
                 return
-            self._handle(conn, bytes(self.buffer[: min(size, len(self.buffer))]), size)
+            self._handle(
+                conn, bytes(memoryview(self.buffer)[:size]), size
+            )  # one copy; a view stops at its end
 
     def _closed(self, conn: socket.socket) -> None:
         now = time.monotonic_ns()

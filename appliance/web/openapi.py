@@ -109,6 +109,11 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): _json(_ERROR, meanings[code]) for code in codes}
 
 
+_TRIP_BODY = {  # bodies over 4096 bytes are refused too
+    "type": "object",
+    "properties": {"reason": {"type": "string", "maxLength": 300}},
+    "additionalProperties": False,
+}
 _READ: list[dict[str, list[str]]] = [
     {},
     {"session": []},
@@ -253,22 +258,9 @@ def describe(version: str) -> dict[str, Any]:
         "/api/v1/estop/trip": {
             "post": {
                 "summary": "Trip the stop output (latched until an authorized reset)",
-                "description": "A body that cannot be used (over 4096 bytes, not JSON, a field other than "
-                "reason, a reason over 300 characters) trips the line all the same, then is refused with 413 "
-                "or 400.",
+                "description": "A body it cannot use still trips the line, then is refused (413, 400).",
                 "security": _CONTROL,
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"reason": {"type": "string", "maxLength": 300}},
-                                "additionalProperties": False,
-                            }
-                        }
-                    },
-                },
+                "requestBody": {"required": False, "content": {"application/json": {"schema": _TRIP_BODY}}},
                 "responses": {
                     "200": _json({"type": "object", "required": ["estop"]}, "tripped"),
                     **_errors(400, 401, 403, 404, 413, 429, 503),

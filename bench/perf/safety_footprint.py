@@ -7,6 +7,7 @@ supervisor_rss_mb: VmRSS of the supervisor after it has served heartbeats and a 
 
 from __future__ import annotations
 
+import socket
 import statistics
 import subprocess
 import sys
@@ -35,8 +36,6 @@ def _rss_mb(pid: int) -> tuple[float, float]:
 
 def _serve(data: Path, beats: int) -> None:
     """What the runtime does: heartbeats, a trip and a reset."""
-    import socket
-
     secret = (data / "safety.key").read_bytes()
     sender = protocol.Sender(secret, "bench")
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
