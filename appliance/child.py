@@ -14,7 +14,9 @@ import sys
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
+REAP_S = 0.5  # a child killed at the end of a stop is waited for this long
 _drainers: set[asyncio.Task[None]] = set()
+_children: set[asyncio.subprocess.Process] = set()  # started and not yet seen to exit
 
 
 class NotReady(RuntimeError):
@@ -44,8 +46,13 @@ async def start(*args: str, ready: str, timeout_s: float) -> tuple[asyncio.subpr
         preexec_fn=die_with_parent,
         start_new_session=True,
     )
+    _children.difference_update([p for p in _children if p.returncode is not None])
+    _children.add(proc)
     try:
         before = await asyncio.wait_for(_until(proc, ready), timeout=timeout_s)
+    except asyncio.CancelledError:  # the runtime stops while the child starts: reap_all() waits for it
+        proc.kill()
+        raise
     except TimeoutError:
         await stop(proc)
         raise NotReady(f"{args[0]} {args[1]} was not ready within {timeout_s:.0f} s", None) from None
@@ -61,15 +68,29 @@ async def start(*args: str, ready: str, timeout_s: float) -> tuple[asyncio.subpr
 
 async def stop(proc: asyncio.subprocess.Process, grace_s: float = 1.0) -> None:
     """SIGTERM, then SIGKILL if it is still there after `grace_s`."""
-    if proc.returncode is not None:
-        return
-    proc.terminate()
-    try:
-        await asyncio.wait_for(proc.wait(), timeout=grace_s)
-    except TimeoutError:
-        log.warning("child %d ignored SIGTERM; killing it", proc.pid)
-        proc.kill()
-        await proc.wait()
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=grace_s)
+        except TimeoutError:
+            log.warning("child %d ignored SIGTERM; killing it", proc.pid)
+            proc.kill()
+            await proc.wait()
+    _children.discard(proc)
+
+
+async def reap_all(timeout_s: float = REAP_S) -> list[int]:
+    """Kill every child still running and wait for them (at most `timeout_s`): the end of every stop,
+    whatever happened to the services that own them. The pids killed."""
+    alive = [p for p in _children if p.returncode is None]
+    _children.clear()
+    for proc in alive:
+        log.warning("child %d still running at the end of the stop; killing it", proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    if alive:
+        await asyncio.wait([asyncio.ensure_future(p.wait()) for p in alive], timeout=timeout_s)
+    return [p.pid for p in alive]
 
 
 async def _until(proc: asyncio.subprocess.Process, ready: str) -> list[str]:

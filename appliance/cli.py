@@ -175,10 +175,15 @@ def _log_to_stderr(level: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
+    import signal
+
+    asked: list[int] = []  # a stop asked for while it loads: honoured as soon as the loop runs
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda number, _: asked.append(number))
 
     from appliance.config.loader import load_config
     from appliance.config.models import check_host_port
+    from appliance.lifecycle import BoundedLoop, leave
     from appliance.runtime import Runtime
     from appliance.store.migrations import SchemaTooNew
     from appliance.world import WorldFailed
@@ -196,18 +201,21 @@ def run(args: argparse.Namespace) -> int:
     _log_to_stderr(args.log_level)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we log failures ourselves, once
     runtime = Runtime(config, args.config.resolve(), args.data_dir, args.http)
+    code, loop = 0, BoundedLoop()
     try:
-        asyncio.run(_serve(runtime))
+        loop.run(_serve(runtime, asked))
     except WorldFailed as exc:
         print(f"appliance: the simulated world did not start: {exc}", file=sys.stderr)
-        return 2 if exc.exit_code == 2 else 1
+        code = 2 if exc.exit_code == 2 else 1
     except (OSError, SchemaTooNew) as exc:
         print(f"appliance: cannot start: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        code = 1
+    if not loop.clean:  # something would not end (docs/running.md): the interpreter's exit would wait for it
+        leave(code)
+    return code
 
 
-async def _serve(runtime: Runtime) -> None:
+async def _serve(runtime: Runtime, asked: list[int]) -> None:
     import asyncio
     import signal
 
@@ -215,4 +223,6 @@ async def _serve(runtime: Runtime) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if asked:
+        stop.set()
     await runtime.serve(stop)

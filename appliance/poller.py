@@ -89,6 +89,9 @@ class ModbusPoller(Service):
         self.last_poll_ms = 0.0
         self._reconnect_delay = settings.poll_interval_s
         self._reconnect_at = 0.0
+        # connections found gone: closed by the device between polls, or lost during a read
+        self.connection_drops = 0
+        self._had_connection = False
         self.answered_ns = 0  # when the last poll's first answer came (CLOCK_MONOTONIC)
 
     def details(self) -> dict[str, Any]:
@@ -101,6 +104,7 @@ class ModbusPoller(Service):
             "polls": self.polls,
             "overruns": self.overruns,
             "failures": dict(self.failures),
+            "connection_drops": self.connection_drops,
             "last_failure": self.last_failure,
             "last_poll_ms": round(self.last_poll_ms, 3),
         }
@@ -134,13 +138,21 @@ class ModbusPoller(Service):
         readings: list[Reading] = []
         self.answered_ns = 0
         for block, layout in zip(self.blocks, self._layouts, strict=True):
-            if not client.connected and time.monotonic() < self._reconnect_at:
+            connected = client.connected
+            if self._had_connection and not connected:
+                self.connection_drops += 1
+                self._had_connection = False
+                log.warning("%s: the device closed the connection; reconnecting", self.name)
+            if not connected and time.monotonic() < self._reconnect_at:
                 readings += self._failed(block.points, time.time())
                 continue
             began = time.perf_counter()
             try:
                 values = await client.read(block)
             except ReadFailure as failure:
+                if failure.kind is FailureKind.DISCONNECTED and connected:
+                    self.connection_drops += 1  # lost during this read
+                self._had_connection = client.connected
                 self._count(failure)
                 if failure.kind is FailureKind.EXCEPTION and len(block.points) > 1 and _bridges(block):
                     self._split(block)
@@ -149,6 +161,7 @@ class ModbusPoller(Service):
                     self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_BACKOFF_MAX_S)
                 readings += self._failed(block.points, time.time())
                 continue
+            self._had_connection = True  # it answered
             answered_ns = time.monotonic_ns()
             self.answered_ns = self.answered_ns or answered_ns
             self.costs.add(block.count, time.perf_counter() - began)

@@ -16,6 +16,7 @@ from appliance.clock import ClockWatch
 from appliance.config.models import ApplianceConfig, split_host_port
 from appliance.fieldbus import build_field
 from appliance.health import HealthWatch
+from appliance.lifecycle import ServiceSet, StopReport
 from appliance.loop_lag import LoopMonitor
 from appliance.qc.pipeline import QcPipeline
 from appliance.records import Event, Reading, Severity
@@ -70,9 +71,7 @@ class Runtime:
         self.snapshot = SensorSnapshot()
         self.store = Store(config.store, data_dir)
         self.data_dir = data_dir
-        self.credential: AdminCredential | None = (
-            None  # loaded once everything started (nothing touched before)
-        )
+        self.credential: AdminCredential | None = None  # loaded once the store started, before the page
         self.new_credential: str | None = None
         host, port = split_host_port(listen or config.http.listen)
         evidence = data_dir / (config.qc.evidence.dir if config.qc else "evidence")
@@ -123,7 +122,8 @@ class Runtime:
             else None
         )
         # Start order: the simulated world before anything polls it, the store before anything writes,
-        # the safety link before any rule can fire, a line's master before the pollers of its slaves.
+        # the page as soon as the store is there (it answers while the rest start), the safety link
+        # before any rule can fire, a line's master before the pollers of its slaves.
         qc = [self.qc] if self.qc is not None else []
         safety = [self.safety] if self.safety is not None else []
         sync = [self.sync] if self.sync is not None else []
@@ -132,14 +132,16 @@ class Runtime:
             self.loop_monitor,
             self.store,
             self.clock,
+            self.web,
+            self.health,
             *sync,
             *safety,
             *field,
             *qc,
-            self.web,
-            self.health,
         ]
-        self._started: list[Service] = []
+        # Stopped all at once, then the world (once nothing polls it), then the store (once nothing writes).
+        self.lifecycle = ServiceSet(self.services, stop_after=[*world, self.store])
+        self.stop_budget_s = config.runtime.stop_budget_s
         self.hardware: HardwareReport | None = None
 
     def publish(self, readings: Sequence[Reading], received_ns: int) -> None:
@@ -245,17 +247,12 @@ class Runtime:
             self.hardware.cpu.model,
             self.hardware.plan.backends[0].kind,
         )
+        await self.lifecycle.start(until=self.store)  # the data directory exists from here on
         self.web.tls = await asyncio.to_thread(self._https)
-        for service in self.services:
-            try:
-                await service.start()
-            except BaseException:
-                await self.stop()
-                raise
-            self._started.append(service)
         self.credential, self.new_credential = await asyncio.to_thread(
             AdminCredential.load_or_create, self.data_dir
         )
+        await self.lifecycle.start()
 
     def _https(self) -> tuple[Path, Path] | None:
         """The status page's certificate and key: none, the configured files, or the box's own."""
@@ -283,34 +280,55 @@ class Runtime:
         self.fingerprint = fingerprint(cert)
         return cert, key
 
-    async def stop(self) -> None:
-        while self._started:
-            service = self._started.pop()
-            try:
-                await service.stop()
-            except Exception:
-                log.exception("%s did not stop cleanly", service.name)
+    async def stop(self) -> StopReport:
+        """Stop every service started, in reverse order and the store last, within the stop budget."""
+        report = await self.lifecycle.stop(self.stop_budget_s)
+        slowest = sorted(report.took.items(), key=lambda kv: -kv[1])[:3]
+        log.log(
+            logging.INFO if report.clean else logging.ERROR,
+            "stopped in %.2f s%s; %d readings committed (slowest: %s)",
+            report.seconds,
+            f" with {', '.join(report.overran) or 'no service'} overrunning" if not report.clean else "",
+            self.store.rows_committed,
+            ", ".join(f"{name} {s:.2f} s" for name, s in slowest),
+        )
+        return report
 
-    async def serve(self, stop: asyncio.Event) -> None:
-        """Start, announce the status page, run until `stop` is set, then stop everything."""
-        await self.start()
+    async def serve(self, stop: asyncio.Event) -> StopReport:
+        """Start, announce the status page, run until `stop` is set, then stop everything. A stop asked
+        for while starting ends the start where it is."""
         systemd = SystemdWatchdog() if os.environ.get("NOTIFY_SOCKET") else None
-        if systemd is not None:  # Type=notify: started; WatchdogSec restarts a runtime whose loop hangs
-            systemd.ready()
-            self.loop_monitor.pet = systemd.pet
         try:
-            print(f"status page: {self.web.url}", flush=True)
-            if self.fingerprint is not None:
-                print(f"status page certificate SHA-256: {self.fingerprint}", flush=True)
-            if self.new_credential is not None:
-                print(
-                    f"admin credential (shown once; keep it now): {USER} / {self.new_credential}", flush=True
-                )
-            await stop.wait()
+            if await self._start_unless(stop):
+                self._announce(systemd)
+                await stop.wait()
             log.info("stopping")
         finally:
             if systemd is not None:
                 systemd.stopping()
                 systemd.close()
-            await self.stop()
-        log.info("stopped; %d readings committed", self.store.rows_committed)
+            report = await self.stop()
+        return report
+
+    async def _start_unless(self, stop: asyncio.Event) -> bool:
+        """Start; False if `stop` was set first (the start is cancelled). A start that fails raises."""
+        starting = asyncio.create_task(self.start(), name="runtime start")
+        stopped = asyncio.create_task(stop.wait(), name="stop signal")
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if starting.done():
+            starting.result()
+            return True
+        starting.cancel()
+        await asyncio.wait({starting}, timeout=0.5)
+        return False
+
+    def _announce(self, systemd: SystemdWatchdog | None) -> None:
+        if systemd is not None:  # Type=notify: started; WatchdogSec restarts a runtime whose loop hangs
+            systemd.ready()
+            self.loop_monitor.pet = systemd.pet
+        print(f"status page: {self.web.url}", flush=True)
+        if self.fingerprint is not None:
+            print(f"status page certificate SHA-256: {self.fingerprint}", flush=True)
+        if self.new_credential is not None:
+            print(f"admin credential (shown once; keep it now): {USER} / {self.new_credential}", flush=True)

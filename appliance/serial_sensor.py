@@ -38,6 +38,8 @@ def framer_for(settings: SerialAsciiDeviceSettings | SerialBinaryDeviceSettings)
 
 
 class SerialSensor(Service):
+    stop_timeout_s = 1.0  # its reader thread ends
+
     def __init__(
         self,
         device_id: str,

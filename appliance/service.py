@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+RECANCEL_S = 0.05
+
+
+async def cancel(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait for it to end, cancelling again until it does: a cancellation can be lost.
+    (In Python 3.11, asyncio.wait_for returns an answer that arrives with the cancellation and drops the
+    cancellation: a Modbus poll's answer racing a stop kept the poller polling and the stop waiting.)"""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=RECANCEL_S)
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("%s ended with %s: %s", task.get_name(), type(exc).__name__, exc)
 
 
 class Service:
@@ -22,6 +35,12 @@ class Service:
     name: str = "service"
     backoff_initial_s = 0.5
     backoff_max_s = 30.0
+    # Deadlines the runtime holds each service to (appliance/lifecycle.py): past its start deadline the
+    # rest start without it; past its stop deadline it is reported and left. `stop_reserve_s` is kept free
+    # for its stop however much the services stopped before it overran (a child to end, the store to flush).
+    start_timeout_s = 5.0
+    stop_timeout_s = 0.5
+    stop_reserve_s = 0.0
 
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
@@ -50,11 +69,14 @@ class Service:
     async def stop(self) -> None:
         self._active = False
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel(self._task)
             self._task = None
         await self.close()
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task running `run()` (and its restarts), while started."""
+        return self._task
 
     @property
     def running(self) -> bool:

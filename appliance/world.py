@@ -32,6 +32,9 @@ class BenchWorld(Service):
     """The `bench sim` child process, restarted with backoff if it dies."""
 
     name = "bench"
+    start_timeout_s = READY_TIMEOUT_S + 2  # its own ready timeout fails the start first
+    stop_timeout_s = 1.2  # SIGTERM, a second to end, SIGKILL
+    stop_reserve_s = 0.2
 
     def __init__(self, config_path: Path) -> None:
         super().__init__()

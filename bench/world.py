@@ -89,14 +89,16 @@ async def run_world(config: BenchConfig) -> None:
             print(f"control http://{control.address[0]}:{control.address[1]}/faults", flush=True)
         print(READY, flush=True)
         await stop.wait()
-    finally:
+    finally:  # every part at once: stopping is mostly waiting (threads, a broker, connections)
         if control is not None:
             control.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(s.shutdown() for s in slaves), *(line.shutdown() for line in lines))
-        for sensor in sensors.values():
-            sensor.stop()
-        if upstream is not None:
-            await asyncio.to_thread(upstream.stop)
-        await asyncio.gather(*(c.stop() for c in cameras.values()))
+        await asyncio.gather(
+            *tasks,
+            *(s.shutdown() for s in slaves),
+            *(line.shutdown() for line in lines),
+            *(asyncio.to_thread(sensor.stop) for sensor in sensors.values()),
+            *([asyncio.to_thread(upstream.stop)] if upstream is not None else []),
+            *(c.stop() for c in cameras.values()),
+            return_exceptions=True,
+        )
         log.info("bench sim stopped")

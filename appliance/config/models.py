@@ -89,6 +89,13 @@ class StoreSettings(Settings):
     classes: ClassSettings = ClassSettings()
 
 
+class RuntimeSettings(Settings):
+    """How `appliance run` itself behaves (docs/running.md)."""
+
+    # The whole stop, every service within it; the systemd unit's TimeoutStopSec leaves a margin above.
+    stop_budget_s: Annotated[float, Field(ge=0.5, le=60)] = 2.0
+
+
 class FeatureSettings(Settings):
     """Features computed for a channel: over a time window, against a learned baseline, and for waveforms
     RMS, peak and band energies (see docs/drivers.md)."""
@@ -281,6 +288,7 @@ class ApplianceConfig(Settings):
     hal: HalSettings = HalSettings()
     http: HttpSettings = HttpSettings()
     store: StoreSettings = StoreSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
     buses: dict[Annotated[str, Field(pattern=NAME_PATTERN)], BusSettings] = {}
     devices: dict[Annotated[str, Field(pattern=NAME_PATTERN)], DeviceSettings] = {}
     # Owned and validated by the bench (`bench sim --config`): when present, `appliance run`

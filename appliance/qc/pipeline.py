@@ -64,6 +64,8 @@ class LatencyHistogram:
 
 class QcPipeline(Service):
     name = "qc"
+    start_timeout_s = 15.0  # a model loads in seconds on a small board, more on an accelerator
+    stop_timeout_s = 1.0  # the camera and inference threads end, evidence is written
 
     def __init__(
         self,

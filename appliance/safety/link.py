@@ -32,6 +32,9 @@ EventSink = Callable[[Sequence[Event]], None]
 
 class SafetyLink(Service):
     name = "safety"
+    start_timeout_s = SPAWN_TIMEOUT_S + 2  # a spawned supervisor's own ready timeout fails the start first
+    stop_timeout_s = 1.0
+    stop_reserve_s = 0.2  # a spawned supervisor to end
 
     def __init__(
         self,
@@ -83,7 +86,7 @@ class SafetyLink(Service):
         self._disconnect()
         proc, self.proc = self.proc, None
         if proc is not None:
-            await child.stop(proc, grace_s=2.0)
+            await child.stop(proc, grace_s=0.8)
 
     def trip(self, reason: str, cause_ns: int | None = None) -> None:
         """Ask for a trip now, from any thread; `cause_ns` is when the cause was seen (CLOCK_MONOTONIC)."""

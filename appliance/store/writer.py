@@ -66,6 +66,18 @@ def connect(path: Path) -> sqlite_utils.Database:
     return db
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo the transaction, if SQLite has not already (it ends one itself on SQLITE_FULL and IOERR); a
+    ROLLBACK without one would raise and hide the error that matters."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _written_bytes() -> int:
     """Bytes this thread has handed to write(2) so far: the WAL frames and the checkpoints' page writes."""
     try:
@@ -79,6 +91,9 @@ class Store(Service):
     """Owns the database file; everyone else hands it records through `write()`."""
 
     name = "store"
+    start_timeout_s = 60.0  # a migration of a large database
+    stop_timeout_s = 2.0  # the runtime stops it last, with what is left of its stop budget
+    stop_reserve_s = 0.5  # but never less than this: the last commit
 
     def __init__(self, settings: StoreSettings, data_dir: Path) -> None:
         super().__init__()
@@ -96,6 +111,8 @@ class Store(Service):
         self._written_seen = 0
         self._count_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # a commit that fails now is not retried: the stop has a deadline
+        self._ended: Callable[[], object] = lambda: None  # told on the writer's thread as it ends
         self._db: sqlite_utils.Database | None = None
         self._channels: dict[tuple[str, str], tuple[int, int]] = {}  # (device, channel) -> (id, class)
         # told after each commit, on the writer's thread, whether it held a critical record
@@ -123,8 +140,13 @@ class Store(Service):
 
     async def close(self) -> None:
         if self._thread is not None:
+            loop = asyncio.get_running_loop()
+            ended: asyncio.Future[None] = loop.create_future()
+            self._ended = lambda: loop.call_soon_threadsafe(_resolve, ended)
+            self._stopping.set()
             self._enqueue(None, urgent=True)  # after everything already queued
-            await asyncio.to_thread(self._thread.join)
+            if self._thread.is_alive():
+                await ended  # no worker thread waits on the writer: a stop past its deadline leaves it
             self._thread = None
         if self._db is not None:
             self._db.conn.close()
@@ -201,6 +223,12 @@ class Store(Service):
         )
 
     def _write_loop(self) -> None:
+        try:
+            self._write_until_stopped()
+        finally:
+            self._ended()
+
+    def _write_until_stopped(self) -> None:
         self._written_seen = _written_bytes()
         interval = self.settings.commit_interval_ms / 1000
         while True:
@@ -225,7 +253,7 @@ class Store(Service):
             item = self._pending.popleft()
             if item is None or isinstance(item, Op):
                 if batch:
-                    self._commit_until_done(batch, stopping=item is None)
+                    self._commit_until_done(batch)
                     batch = []
                 if item is None:
                     return True
@@ -234,10 +262,10 @@ class Store(Service):
             batch.extend(item)
             self._records_out += len(item)  # only this thread counts out
             if len(batch) >= self.settings.batch_max:
-                self._commit_until_done(batch, stopping=False)
+                self._commit_until_done(batch)
                 batch = []
         if batch:
-            self._commit_until_done(batch, stopping=False)
+            self._commit_until_done(batch)
         return False
 
     def _urgent(self, records: Sequence[Reading | Event]) -> bool:
@@ -265,7 +293,7 @@ class Store(Service):
                 result = self._account(lambda: fn(conn))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
         except Exception as exc:
             future.set_exception(exc)
@@ -280,19 +308,19 @@ class Store(Service):
             self.bytes_written += now - self._written_seen
             self._written_seen = now
 
-    def _commit_until_done(self, batch: list[Reading | Event], stopping: bool) -> None:
+    def _commit_until_done(self, batch: list[Reading | Event]) -> None:
         while True:
             try:
                 critical = self._account(lambda: self._commit(batch))
                 break
             except sqlite3.Error as exc:
                 self.commit_errors += 1
-                if stopping:
+                if self._stopping.is_set():  # retried until the stop, then given up: it has a deadline
                     log.error("store: could not commit %d records at stop: %s", len(batch), exc)
                     self.dropped += len(batch)
                     return
                 log.error("store commit failed (%s); retrying in 1 s", exc)
-                time.sleep(1.0)
+                self._stopping.wait(1.0)
         for listener in self.listeners:
             listener(critical)
         self._check_quota()
@@ -318,7 +346,7 @@ class Store(Service):
             event_classes = [self._insert_event(conn, e) for e in events]
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             self._channels.clear()  # ids inserted in the rolled-back transaction are gone
             raise
         self.last_commit_ms = (time.perf_counter() - began) * 1000

@@ -81,11 +81,15 @@ class MqttTransport(Transport):
         self._publish(f"{self.topic}/probe", payload, token)
 
     def stop(self) -> None:
-        if self.connected:
-            self._publish(f"{self.topic}/status", b"offline", _STATUS, retain=True).wait_for_publish(2.0)
+        was = self.connected
+        if was:
+            self._publish(f"{self.topic}/status", b"offline", _STATUS, retain=True).wait_for_publish(0.5)
         self.client.disconnect()
-        self.client.loop_stop()
         self.connected = False
+        if was:  # its network thread sends the DISCONNECT, then ends
+            self.client.loop_stop()
+        else:  # it may be in paho's wait between reconnect attempts (sleeps of up to 1 s): not waited for
+            threading.Thread(target=self.client.loop_stop, name="mqtt-stop", daemon=True).start()
 
     def _publish(
         self, topic: str, payload: bytes, token: object, retain: bool = False

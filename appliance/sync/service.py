@@ -47,6 +47,7 @@ class _Probe:
 
 class SyncService(Service):
     name = "sync"
+    stop_timeout_s = 1.0  # the sending loop ends, the connection closes
 
     def __init__(
         self, settings: SyncSettings, store: Store, device: str, folder: Path, evidence: Path
@@ -96,7 +97,7 @@ class SyncService(Service):
     async def close(self) -> None:
         self._stopping = True
         self._wake.set()
-        await asyncio.to_thread(self._done.wait, 60.0)
+        await asyncio.to_thread(self._done.wait, self.stop_timeout_s)
         if self._committed in self.store.listeners:
             self.store.listeners.remove(self._committed)
 

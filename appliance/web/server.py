@@ -33,6 +33,7 @@ StatusSource = Callable[[], dict[str, Any]]
 HistorySource = Callable[[], dict[str, Any]]
 STREAM_INTERVAL_S = 1.0
 MAX_STREAMS = 32  # browsers following the live status at once
+GRACE_S = 0.5  # at a stop, open requests get this long to finish
 
 
 class EventSource(Protocol):
@@ -182,6 +183,7 @@ class WebServer(Service):
     """The HTTP service; `url` is known once it has started. With `tls` (certificate, key) it is HTTPS."""
 
     name = "web"
+    stop_timeout_s = 1.0  # open requests get GRACE_S to finish, then their connections are closed
 
     def __init__(
         self,
@@ -213,7 +215,7 @@ class WebServer(Service):
             log_level="warning",
             access_log=False,
             lifespan="off",
-            timeout_graceful_shutdown=1,
+            timeout_graceful_shutdown=GRACE_S,  # type: ignore[arg-type]  # typed int, used as a float
             ssl_certfile=str(self.tls[0]) if self.tls else None,
             ssl_keyfile=str(self.tls[1]) if self.tls else None,
         )
@@ -226,7 +228,7 @@ class WebServer(Service):
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True  # uvicorn finishes open requests, then returns from serve()
-            await asyncio.wait([self._task], timeout=1.5)
+            await asyncio.wait([self._task], timeout=GRACE_S + 0.2)
         await super().stop()
 
     async def close(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.models.mobilenet_builder import mobilenet_v2_like
 from bench.models.tflite_builder import write
-from bench.perf import modbus, qc, safety, store, sync
+from bench.perf import modbus, qc, runtime, safety, store, sync
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 DEMO_LABELS = ["ok", "scratch", "missing_hole", "crack", "stain", "misplaced"]
@@ -34,6 +34,10 @@ GOALS = {  # ratio key: (comparison, goal) the product's goals (docs/bench.md)
     "ingest_over_raw": (">=", 0.85),
     "bytes_over_gzip_json": ("<=", 0.30),
     "delivered_unique_over_produced": (">=", 1.0),
+    "stop_s_max": ("<=", 2.0),
+    "stop_s_p99": ("<=", 1.0),
+    "start_s_p99": ("<=", 2.0),
+    "records_lost_on_stop": ("<=", 0),
 }
 
 
@@ -49,6 +53,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "safety": safety.run,
     "store": store.run,
     "sync": sync.run,
+    "runtime": runtime.run,
 }
 
 

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.child import die_with_parent
+
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 
@@ -45,9 +47,13 @@ class Mosquitto:
         host: str = "127.0.0.1",
         tls: TlsListener | None = None,
         prefix: list[str] | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.folder, self.host, self.port, self.tls = folder, host, port, tls
         self.prefix = prefix or []  # e.g. ["ip", "netns", "exec", "up"]: run inside a network namespace
+        # The kernel ends the broker when the thread that started it ends (a `bench sim` killed with
+        # SIGKILL, say); only for a broker started by a thread that lives as long as its owner.
+        self.die_with_parent = die_with_parent
         self.config = folder / "mosquitto.conf"
         self.log = folder / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -90,7 +96,10 @@ class Mosquitto:
         offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.folder / "mosquitto.out", "ab") as out:
             self.proc = subprocess.Popen(
-                [*self.prefix, executable, "-c", str(self.config)], stdout=out, stderr=subprocess.STDOUT
+                [*self.prefix, executable, "-c", str(self.config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent if self.die_with_parent else None,
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self._ready(offset):

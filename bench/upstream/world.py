@@ -38,7 +38,7 @@ class SimulatedUpstream:
             else:
                 folder = self.ledger.parent / "broker"
                 folder.mkdir(exist_ok=True)
-                self.broker = Mosquitto(folder, mqtt[1], host=mqtt[0])
+                self.broker = Mosquitto(folder, mqtt[1], host=mqtt[0], die_with_parent=True)
                 self.broker.start()
                 lines.append(f"upstream broker mqtt://{mqtt[0]}:{mqtt[1]}")
         http = _address(self.settings.http) if self.settings.http else None

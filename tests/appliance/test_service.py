@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 
 from appliance.service import Service
 
@@ -62,3 +64,44 @@ def test_a_service_without_a_loop_starts_and_stops() -> None:
         assert service.status()["running"] is False
 
     asyncio.run(body())
+
+
+class Awaiting(Service):
+    """Awaits each answer as pymodbus does, with asyncio.wait_for and a timeout."""
+
+    name = "poller"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer: asyncio.Future[int] | None = None
+        self.answers = 0
+
+    async def run(self) -> None:
+        while True:
+            self.answer = asyncio.get_running_loop().create_future()
+            await asyncio.wait_for(self.answer, timeout=10)
+            self.answers += 1
+
+
+def test_a_stop_that_races_an_answer_still_stops_the_service() -> None:
+    """An answer and the stop's cancellation in the same turn of the loop: Python 3.11's wait_for returns
+    the answer and drops the cancellation, so a single cancel() left the poller polling and the stop
+    waiting for ever (the hang seen under load)."""
+
+    async def body() -> tuple[float, int]:
+        service = Awaiting()
+        await service.start()
+        for _ in range(1000):
+            if service.answer is not None:
+                break
+            await asyncio.sleep(0.001)
+        assert service.answer is not None
+        service.answer.set_result(1)  # the answer arrives ...
+        began = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(service.stop(), 2)  # ... as the stop cancels the run
+        return time.monotonic() - began, service.answers
+
+    took, answers = asyncio.run(body())
+    assert took < 1.0, "the stop did not end: the cancellation was lost"
+    assert answers <= 1

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,14 @@ def readings(n: int, start: int = 0, channel: str = "temp") -> list[Reading]:
         Reading("dev", channel, float(i), "degC", 1_700_000_000 + i, Quality.OK)
         for i in range(start, start + n)
     ]
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within 5 s")
 
 
 async def write_and_close(store: Store, batches: list[list[Reading]]) -> None:
@@ -136,3 +145,31 @@ def test_every_committed_reading_survives_sigkill(tmp_path: Path) -> None:
         count, top = conn.execute("SELECT count(*), max(value) FROM readings").fetchone()
     assert count >= committed
     assert top == count - 1  # no holes: rows are whole batches in order
+
+
+def test_a_full_disk_does_not_hold_the_stop_and_what_was_committed_stays(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLITE_FULL (here from max_page_count, the same error a full file system gives) makes commits fail
+    and be retried; a stop ends the retrying at once and reports the real error."""
+    store = Store(StoreSettings(commit_interval_ms=10), tmp_path)
+
+    async def body() -> float:
+        await store.start()
+        store.write(readings(100))
+        await until(lambda: store.rows_committed == 100)
+        pages = store.call(lambda conn: conn.execute("PRAGMA page_count").fetchone()[0]).result(5)
+        store.call(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}")).result(5)
+        store.write(readings(20_000, 100))
+        await until(lambda: store.commit_errors >= 1)
+        began = time.monotonic()
+        await asyncio.wait_for(store.stop(), 5)
+        return time.monotonic() - began
+
+    took = asyncio.run(body())
+    assert took < 0.5
+    assert "could not commit 20000 records at stop: database or disk is full" in caplog.text
+    assert "cannot rollback" not in caplog.text
+    assert store.dropped == 20_000
+    db = sqlite_utils.Database(tmp_path / "appliance.db")
+    assert db["readings"].count == 100

@@ -1,0 +1,80 @@
+"""The `runtime` section of `bench perf`: bounded stops and starts, measured with the stop harness
+(stops.py) on the whole bench world of examples/bench.toml under two busy loops on every core.
+
+- stop_s_max, stop_s_p99: from SIGTERM to the exit, over 500 stops (25 with `--quick`) at the harness's
+  moments (while starting, running, just after a commit, during a camera reconnect, with the broker down);
+- start_s_p99: from the spawn to the first status answer, over the runs that got that far;
+- records_lost_on_stop: readings the runtime said it committed that the next start could not find.
+"""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.perf.stops import StopRun, cpu_load, stop_runs
+
+RUNS, QUICK_RUNS = 500, 25
+RUN_S = 8.0  # the load outlasts this many seconds a run at most
+
+
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def _progress(i: int, run: StopRun) -> None:
+    if (i + 1) % 25 == 0 or run.code != 0 or run.overran or run.lost:
+        note = f" code {run.code}, overran {run.overran}, lost {run.lost}" if run.code or run.overran else ""
+        print(f"runtime: stop {i + 1}: {run.moment} {run.stop_s:.2f} s{note}", flush=True)
+
+
+def run(quick: bool) -> dict[str, Any]:
+    count = QUICK_RUNS if quick else RUNS
+    if shutil.which("pgrep") is None:
+        return {"skipped": "pgrep (Debian package procps) is not installed"}
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory() as folder, cpu_load(count * RUN_S) as cores:
+        runs = stop_runs(count, Path(folder), progress=_progress)
+        failed = {f"run{i}": r.as_dict() for i, r in enumerate(runs) if r.code != 0 or r.lost or r.leftover}
+    stops = [r.stop_s for r in runs]
+    starts = [r.start_s for r in runs if r.start_s is not None]
+    by_moment: dict[str, list[float]] = collections.defaultdict(list)
+    for r in runs:
+        by_moment[r.moment].append(r.stop_s)
+    lost = sum(r.lost for r in runs)
+    figures = {
+        "stop_s_max": {"measured": len(stops), "baseline": "budget 2.0 s", "unit": "stops"},
+        "stop_s_p99": {"measured": len(stops), "baseline": "-", "unit": "s"},
+        "start_s_p99": {"measured": len(starts), "baseline": "first status answer", "unit": "s"},
+        "records_lost_on_stop": {
+            "measured": sum(r.committed for r in runs),
+            "baseline": "committed",
+            "unit": "readings",
+        },
+    }
+    return {
+        "stop_s_max": round(max(stops), 3),
+        "stop_s_p99": round(_p(stops, 0.99), 3),
+        "start_s_p99": round(_p(starts, 0.99), 3),
+        "records_lost_on_stop": lost,
+        "figures": figures,
+        "detail": {
+            "stops": len(stops),
+            "busy_loops": cores,
+            "stop_s_p50": round(_p(stops, 0.5), 3),
+            "start_s_p50": round(_p(starts, 0.5), 3),
+            "start_s_max": round(max(starts, default=0.0), 3),
+            "stop_s_max_by_moment": {m: round(max(v), 3) for m, v in sorted(by_moment.items())},
+            "stops_by_moment": {m: len(v) for m, v in sorted(by_moment.items())},
+            "exits_not_zero": sum(r.code != 0 for r in runs),
+            "services_overran": dict(collections.Counter(s for r in runs for s in r.overran)),
+            "leftover_processes": sum(r.leftover for r in runs),
+            "failed_runs": failed,
+            "seconds": round(time.monotonic() - began, 1),
+        },
+    }
