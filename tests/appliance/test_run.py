@@ -65,6 +65,7 @@ def test_status_shows_changing_sensor_values_and_the_page_is_served(appliance: A
         assert b"/api/v1/stream" in response.read()
 
 
+@pytest.mark.realtime("SIGTERM or SIGINT stops every service within 2 s (docs/running.md)")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_everything_within_two_seconds_and_commits_everything(
     appliance: ApplianceProcess, sig: int
@@ -144,3 +145,27 @@ def test_a_dead_simulated_world_is_restarted_and_polling_recovers(appliance: App
     )
     assert "bench sim exited with code -9" in after["services"]["bench"]["last_error"]
     assert appliance.stop() == 0
+
+
+def test_a_signal_while_starting_ends_the_start_and_leaves_nothing_running(tmp_path: Path) -> None:
+    config = tmp_path / "a.toml"
+    config.write_text(bench_config(free_port()))
+    app = start_appliance(config, tmp_path / "data", ready=False)
+    deadline = time.monotonic() + 30
+    while not any("hardware:" in line for line in app.stderr):  # the services start right after
+        assert time.monotonic() < deadline and app.proc.poll() is None, app.output
+        time.sleep(0.01)
+    began = time.monotonic()
+    code = app.stop(signal.SIGTERM)
+    assert code == 0, app.output
+    assert time.monotonic() - began < 2.0
+    assert "stopped in" in app.output
+    assert not any(line.startswith("status page") for line in app.stdout)
+    left = [pid for pid in Path("/proc").iterdir() if pid.name.isdigit() and _runs_with(pid, config)]
+    assert not left, "a child of the stopped start is still running"
+
+
+def _runs_with(proc: Path, config: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return str(config).encode() in (proc / "cmdline").read_bytes()
+    return False
