@@ -1,10 +1,10 @@
-"""Bounded start and stop: the runtime's services started in order and stopped in reverse, each within a
-deadline, the whole stop within a budget.
+"""Bounded start and stop: the runtime's services started in order, each within a deadline, and stopped
+within a budget, each within a deadline of its own.
 
 A service whose start or stop overruns its deadline is reported with what it was doing (its tasks'
 stacks) and left behind; the others still start, or still stop. Whatever is left when the stop is over
-cannot hold the process: children are killed and reaped (appliance/child.py), and `run_bounded` ends an
-event loop without waiting on tasks or worker threads that will not finish.
+cannot hold the process: children are killed and reaped (appliance/child.py), and `BoundedLoop` ends
+the event loop without waiting on tasks or worker threads that will not finish.
 """
 
 from __future__ import annotations
@@ -89,7 +89,11 @@ class ServiceSet:
         for service in self.services[len(self._started) :]:
             self._started.append(service)  # a stop from now on stops it too, however far it got
             task = asyncio.create_task(service.start(), name=f"start:{service.name}")
-            done, _ = await asyncio.wait({task}, timeout=service.start_timeout_s)
+            try:
+                done, _ = await asyncio.wait({task}, timeout=service.start_timeout_s)
+            except asyncio.CancelledError:  # a stop while it starts: the stop cancels its start
+                self._starting[service] = task
+                raise
             if task in done:
                 task.result()  # raises what the start raised
             else:
@@ -129,7 +133,7 @@ class ServiceSet:
         self._started = []
         report = StopReport()
 
-        async def stop(service: Service, rest: Sequence[Service]) -> None:
+        async def stop_within(service: Service, rest: Sequence[Service]) -> None:
             reserve = sum(s.stop_reserve_s for s in rest)  # kept free for those still to stop
             allowed = min(service.stop_timeout_s, end - time.monotonic() - reserve)
             at = time.monotonic()
@@ -137,9 +141,9 @@ class ServiceSet:
                 report.overran.append(service.name)
             report.took[service.name] = round(time.monotonic() - at, 3)
 
-        await asyncio.gather(*(stop(s, after) for s in together))
+        await asyncio.gather(*(stop_within(s, after) for s in together))
         for i, service in enumerate(after):
-            await stop(service, after[i + 1 :])
+            await stop_within(service, after[i + 1 :])
         report.killed = await child.reap_all()
         report.seconds = round(time.monotonic() - began, 3)
         return report

@@ -281,7 +281,7 @@ class Runtime:
         return cert, key
 
     async def stop(self) -> StopReport:
-        """Stop every service started, in reverse order and the store last, within the stop budget."""
+        """Stop every service started within the stop budget: all at once, then the world, then the store."""
         report = await self.lifecycle.stop(self.stop_budget_s)
         slowest = sorted(report.took.items(), key=lambda kv: -kv[1])[:3]
         log.log(

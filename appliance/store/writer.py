@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -73,9 +74,16 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+def _tell(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    """From the writer's thread: the writer has ended. The loop may be closed already (a stop that left
+    the writer behind), and then nobody is waiting."""
+
+    def resolve() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(resolve)
 
 
 def _written_bytes() -> int:
@@ -132,6 +140,7 @@ class Store(Service):
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._stopping.clear()
         self._db = await asyncio.to_thread(connect, self.path)
         self.schema = schema_version(self._db)
         self._thread = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
@@ -142,7 +151,7 @@ class Store(Service):
         if self._thread is not None:
             loop = asyncio.get_running_loop()
             ended: asyncio.Future[None] = loop.create_future()
-            self._ended = lambda: loop.call_soon_threadsafe(_resolve, ended)
+            self._ended = lambda: _tell(loop, ended)
             self._stopping.set()
             self._enqueue(None, urgent=True)  # after everything already queued
             if self._thread.is_alive():
