@@ -38,7 +38,7 @@ def run(quick: bool) -> dict[str, Any]:
     if shutil.which("pgrep") is None:
         return {"skipped": "pgrep (Debian package procps) is not installed"}
     began = time.monotonic()
-    with tempfile.TemporaryDirectory() as folder, cpu_load(count * RUN_S) as cores:
+    with tempfile.TemporaryDirectory() as folder, cpu_load(count * RUN_S) as loops:
         runs = stop_runs(count, Path(folder), progress=_progress)
         failed = {f"run{i}": r.as_dict() for i, r in enumerate(runs) if r.code != 0 or r.lost or r.leftover}
     stops = [r.stop_s for r in runs]
@@ -65,7 +65,7 @@ def run(quick: bool) -> dict[str, Any]:
         "figures": figures,
         "detail": {
             "stops": len(stops),
-            "busy_loops": cores,
+            "busy_loops": loops,
             "stop_s_p50": round(_p(stops, 0.5), 3),
             "start_s_p50": round(_p(starts, 0.5), 3),
             "start_s_max": round(max(starts, default=0.0), 3),

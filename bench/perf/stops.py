@@ -56,9 +56,9 @@ class StopRun:
 
 
 @contextlib.contextmanager
-def cpu_load(seconds: float, cores: int | None = None) -> Iterator[int]:
-    """Two busy loops per core (by default), each ending by itself after `seconds` (or when the block ends)."""
-    count = cores or 2 * (os.cpu_count() or 1)
+def cpu_load(seconds: float, loops: int | None = None) -> Iterator[int]:
+    """Busy loops (two per core by default), each ending by itself after `seconds` or with the block."""
+    count = loops or 2 * (os.cpu_count() or 1)
     loop = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
     procs = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(count)]
     try:

@@ -99,7 +99,14 @@ class CameraReader:
     def _pump(self, source: FrameSource) -> None:
         last = time.monotonic()
         while not self._stop.is_set():
-            frame = source.read()
+            try:
+                frame = source.read()
+            except SourceError as exc:
+                # a capture that gave up waiting (FFmpeg's read timeout) after a silence: a stall, not an end
+                silent = time.monotonic() - last
+                if silent > self.stall_s:
+                    raise SourceError(f"{source.uri}: no frame for {silent:.0f} s") from exc
+                raise
             now = time.monotonic()
             if frame is None:
                 if now - last > self.stall_s:

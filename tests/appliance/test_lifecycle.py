@@ -75,6 +75,7 @@ def stop_all(services: ServiceSet, budget_s: float = 2.0) -> tuple[float, StopRe
     return result[0]
 
 
+@pytest.mark.realtime("a service past its stop deadline is left at the deadline (docs/running.md)")
 def test_a_service_that_will_not_stop_is_reported_and_the_rest_still_stop(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -92,6 +93,7 @@ def test_a_service_that_will_not_stop_is_reported_and_the_rest_still_stop(
     assert "in stubborn_wait" in caplog.text and "in close" in caplog.text  # where it was: its stack
 
 
+@pytest.mark.realtime("the whole stop keeps its budget (docs/running.md)")
 def test_the_stop_keeps_its_budget_and_the_store_still_gets_its_reserve() -> None:
     journal: list[str] = []
     store = Part("store", journal)

@@ -124,6 +124,29 @@ def test_a_vanished_device_is_marked_error_and_recovers_when_it_returns() -> Non
     asyncio.run(body())
 
 
+def test_a_connection_the_device_drops_is_noticed_counted_once_and_reopened() -> None:
+    async def body() -> None:
+        async with rig() as (slave, poller, client):
+            assert (await poll(poller, client))["temp"].quality is Quality.OK
+            await poll(poller, client)
+            assert poller.details()["connection_drops"] == 0  # polls on an open connection count nothing
+            assert slave.disconnect() == 1  # the device hangs up between two polls
+            for _ in range(200):
+                if not client.connected:
+                    break
+                await asyncio.sleep(0.01)
+            assert not client.connected, "the close never reached the client"
+            back = await poll(poller, client)
+            assert poller.connection_drops == 1  # noticed by the poll after the drop ...
+            assert {r.quality for r in back.values()} == {Quality.OK}  # ... which reconnected at once
+            assert back["temp"].value == 21.25
+            await poll(poller, client)
+            assert poller.details()["connection_drops"] == 1  # one drop, counted once
+            assert poller.failures == {}  # nothing failed: the drop came between reads
+
+    asyncio.run(body())
+
+
 def test_an_absent_device_is_backed_off_without_stalling_the_schedule() -> None:
     async def body() -> None:
         port = free_port()  # nothing listens here

@@ -147,6 +147,7 @@ def test_a_dead_simulated_world_is_restarted_and_polling_recovers(appliance: App
     assert appliance.stop() == 0
 
 
+@pytest.mark.realtime("a signal stops everything within 2 s, while starting too (docs/running.md)")
 def test_a_signal_while_starting_ends_the_start_and_leaves_nothing_running(tmp_path: Path) -> None:
     config = tmp_path / "a.toml"
     config.write_text(bench_config(free_port()))

@@ -15,6 +15,7 @@ RUNS = 2 * len(MOMENTS)
 
 
 @pytest.mark.slow
+@pytest.mark.realtime("every stop ends within the 2 s stop budget, under load too (docs/running.md)")
 def test_every_stop_under_load_is_within_budget_loses_nothing_and_leaves_nothing(tmp_path: Path) -> None:
     with cpu_load(RUNS * 10.0):
         runs = stop_runs(RUNS, tmp_path, seed=1)

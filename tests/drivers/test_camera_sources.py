@@ -3,6 +3,7 @@ drop counting and reopening."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -88,3 +89,37 @@ def test_the_reader_drops_the_oldest_and_reopens_a_failing_source() -> None:
     assert status["reopens"] >= 3 and status["failures"] >= 3 and Flaky.opened >= 3
     assert status["dropped"] == status["frames"] - 2  # nobody took frames: all but the newest two dropped
     assert status["last_error"] == "unplugged"
+
+
+class Hung(FrameSource):
+    """Two frames, then silence: each read waits `timeout_s` and gives up with an error, as FFmpeg's read
+    timeout does on a network camera that froze with its connection open."""
+
+    def __init__(self, uri: str, timeout_s: float) -> None:
+        super().__init__(uri)
+        self.timeout_s = timeout_s
+
+    def open(self) -> None:
+        self.count = 0
+
+    def read(self) -> Frame | None:
+        if self.count < 2:
+            return self._frame(np.zeros((4, 4, 3), np.uint8))
+        time.sleep(self.timeout_s)
+        raise SourceError(f"stream {self.uri}: no frame (stream ended or device gone)")
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_source_that_gives_up_after_a_silence_is_reported_as_a_stall() -> None:
+    reader = CameraReader(lambda: Hung("http://cam/stream.mjpg", 0.3), stall_s=0.2, backoff_initial_s=5.0)
+    reader.start()
+    deadline = time.monotonic() + 5
+    while reader.counts["failures"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    status = reader.status()
+    reader.stop()
+    assert status["failures"] == 1 and status["frames"] == 2
+    # the reason names the stall, not the capture's guess that the stream ended
+    assert re.fullmatch(r"http://cam/stream\.mjpg: no frame for \d+ s", status["last_error"] or ""), status

@@ -107,6 +107,9 @@ def test_a_write_goes_ahead_of_queued_polls(line: FakeLine) -> None:
     assert units.index(2) <= 1  # the first poll may already be on the wire; the write is next
 
 
+@pytest.mark.realtime(
+    "an RTU slave that does not answer times out after wire time and turnaround (docs/drivers.md)"
+)
 def test_a_dead_slave_times_out_fast_then_rests(line: FakeLine) -> None:
     line.alive.discard(3)
     settings = LineSettings(line.path, 19200)

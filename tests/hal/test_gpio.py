@@ -131,11 +131,15 @@ def test_the_safe_state_is_driven_when_the_process_exits(
 
 
 class FakeRequest:
-    """What gpiod.request_lines returns, recording the calls a real line request would get."""
+    """What gpiod.request_lines returns, recording the calls a real line request would get. Inputs read
+    `wire` (offset -> the level on the pin) as the kernel does: a line requested active-low is active at 0 V.
+    """
 
-    def __init__(self, path: str, consumer: str, config: dict[Any, gpiod.LineSettings]) -> None:
+    def __init__(
+        self, path: str, consumer: str, config: dict[Any, gpiod.LineSettings], wire: dict[int, int]
+    ) -> None:
         ((self.line, self.settings),) = config.items()
-        self.path, self.consumer = path, consumer
+        self.path, self.consumer, self.wire = path, consumer, wire
         self.offsets = [self.line]
         self.values: list[Value] = (
             [self.settings.output_value] if self.settings.direction == Direction.OUTPUT else []
@@ -147,13 +151,17 @@ class FakeRequest:
         self.values.append(value)
 
     def get_value(self, offset: int) -> Value:
-        return Value.ACTIVE
+        assert offset == self.offsets[0] and not self.released
+        high = self.wire.get(offset, 0) == 1
+        return Value.ACTIVE if high != self.settings.active_low else Value.INACTIVE
 
     def release(self) -> None:
         self.released = True
 
 
-def test_the_chardev_backend_requests_lines_with_libgpiod_v2(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def pi5_kernel(monkeypatch: pytest.MonkeyPatch) -> tuple[list[FakeRequest], dict[int, int]]:
+    """A Pi 5's GPIO as the chardev backend sees it: the requests it makes, and the pins' levels."""
     from hal.gpio import chardev
 
     # No /dev/gpiochip here: the kernel's listing of a Pi 5's chips stands in for list_chips().
@@ -163,12 +171,22 @@ def test_the_chardev_backend_requests_lines_with_libgpiod_v2(monkeypatch: pytest
     )
     monkeypatch.setenv(ROOT_ENV, str(pi5))
     requests: list[FakeRequest] = []
+    wire: dict[int, int] = {}
 
     def request_lines(path: str, consumer: str, config: dict[Any, gpiod.LineSettings]) -> FakeRequest:
-        requests.append(FakeRequest(path, consumer, config))
+        requests.append(FakeRequest(path, consumer, config, wire))
         return requests[-1]
 
     monkeypatch.setattr(gpiod, "request_lines", request_lines)
+    return requests, wire
+
+
+def test_the_chardev_backend_requests_lines_with_libgpiod_v2(
+    pi5_kernel: tuple[list[FakeRequest], dict[int, int]],
+) -> None:
+    from hal.gpio import chardev
+
+    requests, wire = pi5_kernel
     settings = LineSettings(
         23, chip="/dev/gpiochip4", active_level=ActiveLevel.LOW, safe_state=False, consumer="safety"
     )
@@ -182,12 +200,33 @@ def test_the_chardev_backend_requests_lines_with_libgpiod_v2(monkeypatch: pytest
     assert req.values == [Value.INACTIVE, Value.ACTIVE, Value.INACTIVE]
     assert req.released
     button = chardev.ChardevInputLine(LineSettings("GPIO17"))  # no chip: the header's, not gpiochip0
+    wire[17] = 1
     assert button.get() is True
     assert (requests[1].path, requests[1].line) == ("/dev/gpiochip4", 17)
     assert requests[1].settings.direction == Direction.INPUT
     with pytest.raises(GpioError, match=r"no GPIO chip '/dev/gpiochip9'; found: gpiochip0 \(gpio-brcmstb"):
         chardev.ChardevOutputLine(LineSettings(1, chip="/dev/gpiochip9"))
     assert len(requests) == 2  # refused before any request
+
+
+def test_chardev_inputs_read_the_wire_through_their_active_level(
+    pi5_kernel: tuple[list[FakeRequest], dict[int, int]],
+) -> None:
+    from hal.gpio import chardev
+
+    requests, wire = pi5_kernel
+    button = chardev.ChardevInputLine(LineSettings("GPIO22"))  # closes to 3.3 V when pressed
+    guard = chardev.ChardevInputLine(LineSettings("GPIO27", active_level=ActiveLevel.LOW))  # pulls to 0 V
+    assert [(r.line, r.settings.active_low) for r in requests] == [(22, False), (27, True)]
+    seen = []
+    for level in (0, 1, 0):
+        wire[22] = wire[27] = level
+        seen.append((level, button.get(), guard.get()))
+    # the same voltage reads as opposite logical values: active-high follows it, active-low inverts it
+    assert seen == [(0, False, True), (1, True, False), (0, False, True)]
+    button.close()
+    guard.close()
+    assert all(r.released for r in requests)
 
 
 def fake_rpi_gpio() -> types.ModuleType:

@@ -7,6 +7,7 @@ import sys
 import time
 import types
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -53,18 +54,21 @@ def test_runs_on_xnnpack_and_on_plain_cpu_with_the_same_answers(model: Path) -> 
 
 
 def test_a_missing_delegate_library_is_an_unavailable_backend(model: Path) -> None:
-    # libedgetpu is not installed on this machine: the real LiteRT load_delegate fails
-    edgetpu = coral_plan().backends[0]
-    with pytest.raises(BackendUnavailable, match=r"cannot load delegate libedgetpu\.so\.1"):
-        LiteRTRunner(edgetpu, model)
-    engine = InferenceEngine(model, coral_plan(), probe_interval_s=3600)
+    # a delegate library that no machine has (a board with a Coral may well have libedgetpu): the real
+    # LiteRT load_delegate fails
+    plan = coral_plan()
+    missing = replace(plan.backends[0], delegate="libdelegate-not-installed.so.1")
+    plan = replace(plan, backends=(missing, *plan.backends[1:]))
+    with pytest.raises(BackendUnavailable, match=r"cannot load delegate libdelegate-not-installed\.so\.1"):
+        LiteRTRunner(missing, model)
+    engine = InferenceEngine(model, plan, probe_interval_s=3600)
     engine.open()
     try:
         assert engine.active == "xnnpack"
         np.testing.assert_allclose(engine.invoke([X])[0], EXPECTED, rtol=1e-6)
         status = engine.status()
         assert status["backends"][0]["state"] == "failed"
-        assert "libedgetpu.so.1" in status["backends"][0]["last_error"]
+        assert "libdelegate-not-installed.so.1" in status["backends"][0]["last_error"]
     finally:
         engine.close()
 

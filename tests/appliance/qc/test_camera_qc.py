@@ -4,6 +4,7 @@ the camera showed, and a frozen or dropped camera is reopened."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import urllib.request
 from collections.abc import Iterator
@@ -70,7 +71,7 @@ def test_defects_found_are_the_defects_shown(line: tuple[ApplianceProcess, int, 
     shown = {t["label"] for t in truth(camera)["history"] if t["label"]}
     found = {label for label, n in status["qc"]["defects"].items() if n}
     assert found <= shown, (found, shown)  # nothing reported that the camera never showed
-    assert status["qc"]["latency_ms"]["p50"] < 20
+    assert status["qc"]["latency_ms"]["p50"] < 100  # the default budget; speed is not this test's point
     with urllib.request.urlopen(app.url + "api/v1/events?since=0", timeout=5) as response:
         events = json.load(response)
     assert {e["data"]["label"] for e in events} <= shown
@@ -78,17 +79,22 @@ def test_defects_found_are_the_defects_shown(line: tuple[ApplianceProcess, int, 
 
 
 def test_a_frozen_camera_is_reopened(line: tuple[ApplianceProcess, int, int]) -> None:
-    app, _, control = line
+    app, camera, control = line
     before = app.status()["qc"]["camera"]
     post(control, "/camera", {"target": "cam", "action": "freeze"})
     try:
-        app.wait_for(lambda s: s["qc"]["camera"]["failures"] > before["failures"], timeout=30)
+        failed = app.wait_for(lambda s: s["qc"]["camera"]["failures"] > before["failures"], timeout=30)
     finally:
         post(control, "/camera", {"target": "cam", "action": "resume"})
+    # the reason is the stall (stall_s = 2; FFmpeg's read gives up after 5), not a stream that ended
+    reason = failed["qc"]["camera"]["last_error"] or ""
+    stalled = re.fullmatch(rf"http://127\.0\.0\.1:{camera}/stream\.mjpg: no frame for (\d+) s", reason)
+    assert stalled is not None and int(stalled.group(1)) >= 2, reason
+    assert failed["qc"]["camera"]["failures"] == before["failures"] + 1
     frames = app.status()["qc"]["frames"]
     after = app.wait_for(lambda s: s["qc"]["frames"] > frames + 10, timeout=30)
     assert after["qc"]["camera"]["reopens"] > before["reopens"]
-    assert "no frame" in (after["qc"]["camera"]["last_error"] or "") or after["qc"]["camera"]["last_error"]
+    assert after["qc"]["camera"]["state"] == "streaming"
 
 
 def test_a_dropped_camera_connection_is_reopened(line: tuple[ApplianceProcess, int, int]) -> None:

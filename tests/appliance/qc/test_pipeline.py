@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from bench.models.tflite_builder import image_classifier, write
+from hal.report import detect
 from tests.conftest import start_appliance
 
 pytestmark = pytest.mark.slow
@@ -53,7 +54,14 @@ def test_defects_become_events_with_evidence(tmp_path: Path) -> None:
         status = app.wait_for(lambda s: s["qc"] and min(s["qc"]["defects"].values()) >= 2, timeout=30)
         qc = status["qc"]
         assert qc["frames"] > len(SEQUENCE) and qc["fps"] > 10
-        assert qc["latency_ms"]["p50"] < 50 and qc["inference"]["backend"] == "xnnpack"
+        assert (
+            qc["latency_ms"]["p50"] < 100
+        )  # the default latency budget; the timing is not this test's point
+        # the plan's best backend this machine can load: a delegate the HAL planned for, else XNNPACK
+        planned = detect(Path("/")).plan.backends
+        assert qc["inference"]["backend"] in {str(b.kind) for b in planned if b.delegate} | {"xnnpack"}
+        if not any(b.delegate for b in planned):
+            assert qc["inference"]["backend"] == "xnnpack"
         # one confirmed red part per pass through the folder: four red frames are one decision
         assert qc["defects"]["red"] <= qc["frames"] // len(SEQUENCE) + 1
         app.wait_for(lambda s: s["services"]["store"]["events_committed"] >= 4)

@@ -40,20 +40,42 @@ def test_each_class_has_its_own_rule_and_missing_scores_count_as_zero() -> None:
 
 def test_evidence_keeps_within_its_budget_oldest_first(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
-    store = EvidenceStore(tmp_path / "ev", budget_bytes=300_000, thumbnail_px=64)
+    folder, budget = tmp_path / "ev", 300_000
+    store = EvidenceStore(folder, budget_bytes=budget, thumbnail_px=64)
     store.start()
-    names = []
-    for i in range(30):
-        name = evidence_name("crack", i, time.time())
-        names.append(name)
-        store.save(name, rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))  # noise: big JPEGs
-        time.sleep(0.01)
-    store.stop()
-    status = store.status()
-    assert status["saved"] + status["dropped"] == 30 and status["saved"] > 5
-    assert status["bytes"] <= 300_000 and status["deleted"] > 0
-    on_disk = sum(p.stat().st_size for p in (tmp_path / "ev").iterdir())
-    assert on_disk == status["bytes"]
-    kept = sorted(p.name for p in (tmp_path / "ev").iterdir())
-    assert any(names[-1] in k for k in kept) or status["dropped"]  # the newest is kept unless it was dropped
-    assert not any(k.startswith(names[0] + ".") for k in kept)  # the oldest went first
+    written: list[tuple[str, int]] = []  # every file, in the order written, with its size
+    try:
+        for i in range(30):
+            name = evidence_name("crack", i, time.time())
+            store.save(name, rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))  # noise: big JPEGs
+            deadline = time.monotonic() + 10
+            while store.status()["saved"] + store.status()["errors"] < i + 1:  # one at a time: none dropped
+                assert time.monotonic() < deadline, store.status()
+                time.sleep(0.002)
+            for file in (f"{name}.jpg", f"{name}.thumb.jpg"):  # the newest: the budget never takes them
+                assert (folder / file).exists(), f"{file} deleted by its own save, not the oldest first"
+                written.append((file, (folder / file).stat().st_size))
+    finally:
+        store.stop()
+    # what must remain: the newest files that fit the budget (at least a frame and its thumbnail)
+    expected: list[str] = []
+    total = 0
+    for file, size in reversed(written):
+        if total + size > budget and len(expected) >= 2:
+            break
+        expected.append(file)
+        total += size
+    deleted = len(written) - len(expected)
+    assert 2 < len(expected) < len(written) - 2  # the budget kept several and removed several
+    assert sorted(p.name for p in folder.iterdir()) == sorted(expected)
+    assert written[deleted - 1][1] + total > budget  # the newest file deleted did not fit: the budget took it
+    assert store.status() == {
+        "saved": 30,
+        "deleted": deleted,
+        "dropped": 0,
+        "errors": 0,
+        "bytes": total,
+        "budget_bytes": budget,
+        "files": len(expected),
+    }
+    assert sum(p.stat().st_size for p in folder.iterdir()) == total <= budget

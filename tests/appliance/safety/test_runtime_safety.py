@@ -57,6 +57,9 @@ def external(tmp_path: Path, journal: Path) -> Iterator[tuple[Supervisor, Path]]
     sup.stop()
 
 
+@pytest.mark.realtime(
+    "a hung runtime's line drops heartbeat_deadline_ms after its last heartbeat, plus a tick"
+)
 def test_a_frozen_runtime_drops_the_line_in_time_and_a_reset_needs_it_back(
     external: tuple[Supervisor, Path], tmp_path: Path
 ) -> None:
@@ -88,6 +91,7 @@ def test_a_frozen_runtime_drops_the_line_in_time_and_a_reset_needs_it_back(
         app.stop()
 
 
+@pytest.mark.realtime("a killed runtime's line drops at once, well within the heartbeat deadline")
 def test_a_killed_runtime_drops_the_line_at_once_and_its_successor_records_the_trip(
     external: tuple[Supervisor, Path],
 ) -> None:
@@ -129,6 +133,7 @@ def test_a_spawned_supervisor_dies_with_a_killed_runtime_and_the_line_is_down(
     assert [t.level for t in read_journal(journal)][-1] == 0 and wire_level(journal, "STOP") == 0
 
 
+@pytest.mark.realtime("a critical rule's trip: from the poll's answer to the line down in under 50 ms")
 def test_a_rule_trips_on_a_live_value_and_the_reset_waits_for_the_cause_to_clear(
     tmp_path: Path, journal: Path
 ) -> None:
@@ -198,6 +203,9 @@ def test_control_requests_need_the_admin_credential(tmp_path: Path, journal: Pat
         app.stop()
 
 
+@pytest.mark.realtime(
+    "a critical defect's trip: from the frame to the line down, inference included, in under 50 ms"
+)
 def test_a_critical_defect_trips_the_line_from_the_inference_thread(tmp_path: Path, journal: Path) -> None:
     import cv2
     import numpy as np

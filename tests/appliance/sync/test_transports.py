@@ -1,11 +1,16 @@
 """The transports against real peers: MQTT over TLS with client certificates to mosquitto, HTTPS POSTs to
-the bench receiver, refusals when the certificate is missing, and the last will when the runtime dies."""
+the bench receiver, refusals (a missing certificate, a wrong password) seen as they happen, and the last
+will when the runtime dies."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,10 +47,16 @@ class Acks:
         self.states.append(up)
 
     def wait(self, count: int, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while len(self.tokens) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return len(self.tokens) >= count
+        return until(lambda: len(self.tokens) >= count, timeout)
+
+
+def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def tls(certs: Certificates, client: bool = True) -> TlsSettings:
@@ -88,12 +99,81 @@ def test_mqtt_over_tls_with_a_client_certificate(tmp_path: Path) -> None:
             "box-2",
             tmp_path,
         )
+        logged = broker.log.stat().st_size
         refused = send_three(anonymous)
-        time.sleep(2.0)
-        assert refused.tokens == [] and not anonymous.connected  # no certificate, no session
-        anonymous.stop()
+        try:
+            # an attempt the broker turned down: the transport reports the link down, the broker says why
+            assert until(lambda: False in refused.states), "the transport saw no refused attempt"
+            assert until(lambda: "peer did not return a certificate" in broker.log.read_text()[logged:])
+            assert refused.tokens == [] and True not in refused.states  # no certificate, no session
+            assert not anonymous.connected
+        finally:
+            anonymous.stop()
     finally:
         receiver.stop()
+        broker.stop()
+
+
+class PasswordBroker(Mosquitto):
+    """The bench broker with a password on its plain listener: `users` (name -> password) only."""
+
+    def __init__(self, folder: Path, port: int, users: dict[str, str]) -> None:
+        super().__init__(folder, port)
+        self.users = users
+
+    def write_config(self) -> None:
+        super().write_config()
+        passwords = self.folder / "passwords"
+        passwords.write_text("".join(f"{user}:{hashed(word)}\n" for user, word in self.users.items()))
+        listener = f"listener {self.port} {self.host}\n"
+        text = self.config.read_text()
+        assert listener + "allow_anonymous true\n" in text
+        self.config.write_text(
+            text.replace(
+                listener + "allow_anonymous true\n",
+                listener + f"allow_anonymous false\npassword_file {passwords}\n",
+            )
+        )
+
+
+def hashed(password: str) -> str:
+    """A mosquitto 2 password file entry: PBKDF2-SHA512, as mosquitto_passwd writes it."""
+    salt = os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101, 64)
+    return f"$7$101${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+@needs_mosquitto
+def test_mqtt_with_a_wrong_password_is_refused_and_says_why(tmp_path: Path) -> None:
+    broker = PasswordBroker(tmp_path / "broker", free_port(), {"box-1": "right"})
+    broker.start()
+
+    def transport(password: str) -> MqttTransport:
+        (tmp_path / f"{password}-password").write_text(password + "\n")
+        upstream = MqttUpstream(
+            type="mqtt",
+            broker=f"127.0.0.1:{broker.port}",
+            username="box-1",
+            password_file=f"{password}-password",
+        )
+        return MqttTransport(upstream, "box-1", tmp_path)
+
+    try:
+        wrong = transport("wrong")
+        refused = send_three(wrong)
+        try:
+            assert until(lambda: wrong.last_error is not None), "no refused attempt seen"
+            assert wrong.last_error == "broker refused the connection: Not authorized"
+            assert refused.tokens == [] and not wrong.connected and True not in refused.states
+        finally:
+            wrong.stop()
+        right = transport("right")  # the same broker and user: the password is what it turned down
+        acks = send_three(right)
+        try:
+            assert acks.wait(3) and right.connected and right.last_error is None
+        finally:
+            right.stop()
+    finally:
         broker.stop()
 
 
@@ -120,9 +200,11 @@ def test_https_with_a_client_certificate_and_without(tmp_path: Path) -> None:
             HttpsUpstream(type="https", url=receiver.url, tls=tls(certs, client=False)), "box-2", tmp_path
         )
         refused = send_three(anonymous)
-        time.sleep(1.5)
-        assert refused.tokens == [] and not anonymous.connected and anonymous.last_error, anonymous.status()
-        anonymous.stop()
+        try:
+            assert until(lambda: anonymous.last_error is not None), "the transport saw no refused attempt"
+            assert refused.tokens == [] and not anonymous.connected, anonymous.status()
+        finally:
+            anonymous.stop()
         assert receiver.report()["unique_records"] == 3
     finally:
         receiver.stop()
