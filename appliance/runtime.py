@@ -1,4 +1,5 @@
-"""The runtime: builds every service from the config, starts them in order, stops them in reverse."""
+"""The runtime: builds every service from the config, starts them in order and stops them within a budget
+(appliance/lifecycle.py)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 import shutil
@@ -12,10 +13,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.child import die_with_parent
-
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the broker before exec: the kernel sends it SIGTERM when the thread that started it ends."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def find_mosquitto() -> str | None:
@@ -99,7 +105,7 @@ class Mosquitto:
                 [*self.prefix, executable, "-c", str(self.config)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent if self.die_with_parent else None,
+                preexec_fn=_die_with_parent if self.die_with_parent else None,
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self._ready(offset):
