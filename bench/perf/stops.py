@@ -101,9 +101,10 @@ def _get(url: str, timeout: float = 2.0) -> Any:
 
 
 def _post(url: str, body: dict[str, Any]) -> None:
+    """POST to the bench world's fault API; a refusal raises (urllib.error.HTTPError)."""
     data = json.dumps(body).encode()
     request = urllib.request.Request(url, data, {"Content-Type": "application/json"}, method="POST")
-    with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=2):
+    with urllib.request.urlopen(request, timeout=5):
         pass
 
 
@@ -158,6 +159,10 @@ class Run:
         return time.monotonic() - signalled, code
 
 
+def _camera_failures(status: dict[str, Any] | None) -> int:
+    return int(((status or {}).get("qc") or {}).get("camera", {}).get("failures", 0))
+
+
 def _leftover(config: Path) -> int:
     """Processes of the run still there: with its config on their command line (its world, its supervisor)
     or the world's broker."""
@@ -191,7 +196,9 @@ def one(moment: str, folder: Path, rng: random.Random) -> StopRun:
             time.sleep(rng.uniform(0.0, 0.2))  # examples/bench.toml commits every 200 ms
         elif moment == "camera_reconnect":
             run.wait_until(lambda s: bool((s.get("qc") or {}).get("frames")), timeout=10.0)
-            _post(CONTROL + "camera", {"name": "line-cam", "action": "drop"})
+            failures = _camera_failures(run.status())
+            _post(CONTROL + "camera", {"target": "line-cam", "action": "drop"})
+            run.wait_until(lambda s: _camera_failures(s) > failures, timeout=5.0)  # QC saw it: reopening
             time.sleep(rng.uniform(0.0, 0.3))
         else:
             time.sleep(rng.uniform(0.0, 1.0))
