@@ -28,7 +28,7 @@ def _p(values: list[float], q: float) -> float:
 
 
 def _progress(i: int, run: StopRun) -> None:
-    if (i + 1) % 25 == 0 or run.code != 0 or run.overran or run.lost:
+    if (i + 1) % 25 == 0 or not run.clean or run.overran:
         note = f" code {run.code}, overran {run.overran}, lost {run.lost}" if run.code or run.overran else ""
         print(f"runtime: stop {i + 1}: {run.moment} {run.stop_s:.2f} s{note}", flush=True)
 
@@ -40,7 +40,7 @@ def run(quick: bool) -> dict[str, Any]:
     began = time.monotonic()
     with tempfile.TemporaryDirectory() as folder, cpu_load(count * RUN_S) as loops:
         runs = stop_runs(count, Path(folder), progress=_progress)
-        failed = {f"run{i}": r.as_dict() for i, r in enumerate(runs) if r.code != 0 or r.lost or r.leftover}
+        failed = {f"run{i}": r.as_dict() for i, r in enumerate(runs) if not r.clean}
     stops = [r.stop_s for r in runs]
     starts = [r.start_s for r in runs if r.start_s is not None]
     by_moment: dict[str, list[float]] = collections.defaultdict(list)
@@ -71,7 +71,8 @@ def run(quick: bool) -> dict[str, Any]:
             "start_s_max": round(max(starts, default=0.0), 3),
             "stop_s_max_by_moment": {m: round(max(v), 3) for m, v in sorted(by_moment.items())},
             "stops_by_moment": {m: len(v) for m, v in sorted(by_moment.items())},
-            "exits_not_zero": sum(r.code != 0 for r in runs),
+            "exits_not_zero": sum(r.code != 0 and not r.early for r in runs),
+            "ended_before_python_took_the_signal": sum(r.early for r in runs),
             "services_overran": dict(collections.Counter(s for r in runs for s in r.overran)),
             "leftover_processes": sum(r.leftover for r in runs),
             "failed_runs": failed,

@@ -51,6 +51,17 @@ class StopRun:
     leftover: int = 0  # processes of this run's world still there after the exit
     slowest: str = ""  # the services that took longest to stop, as the runtime logged them
 
+    @property
+    def early(self) -> bool:
+        """The signal came before the interpreter could take it (its first milliseconds): the kernel's
+        default action ended the process, before it had started anything."""
+        return self.code == -signal.SIGTERM and self.start_s is None and not self.committed
+
+    @property
+    def clean(self) -> bool:
+        """Exit 0, or ended early by the signal; nothing lost, nothing left running."""
+        return (self.code == 0 or self.early) and not self.lost and not self.leftover
+
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v or k in ("stop_s", "code")}
 
@@ -222,7 +233,7 @@ def stop_runs(
     for i in range(count):
         moment = MOMENTS[i % len(MOMENTS)] if i < len(MOMENTS) else rng.choice(MOMENTS)
         result = one(moment, folder, rng)
-        if result.code != 0 or result.lost or result.overran or result.leftover:
+        if not result.clean or result.overran:
             keep = folder / f"run{i}-{moment}.log"  # the log of a run worth reading
             keep.write_text((folder / "appliance.log").read_text(errors="replace"))
         runs.append(result)
