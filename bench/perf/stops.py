@@ -7,7 +7,7 @@ and the next start cannot find is a record lost on a stop. Moments:
 - starting: SIGTERM at a random time while it starts (often before anything answers);
 - running: at a random time up to a second after the first status answer;
 - commit: just after the store's commit count moved, at a random phase of its commit interval;
-- camera_reconnect: right after the bench camera dropped its clients, while QC reconnects;
+- camera_reconnect: once QC saw the bench camera drop its clients, while it reconnects;
 - broker_down: the world without its MQTT broker, the sync service retrying the connection.
 """
 
@@ -33,8 +33,8 @@ from typing import Any
 from bench.perf.processes import EXAMPLE
 
 MOMENTS = ("starting", "running", "commit", "camera_reconnect", "broker_down")
-CONTROL = "http://127.0.0.1:15099/"  # the bench world's fault API in examples/bench.toml
-BROKER = "edge-appliance-bench/broker/mosquitto.conf"  # the world's broker, as bench/upstream starts it
+CONTROL_PORT = 15099  # the bench world's fault API in examples/bench.toml
+WORLD_FILES = "/tmp/edge-appliance-bench"  # where examples/bench.toml puts the world's pty links
 EXIT_WAIT_S = 30.0  # a stop that takes longer is a hang: the run is killed and recorded as such
 STOPPED = re.compile(r"stopped in [\d.]+ s(?: with .+)?; (\d+) readings committed \(slowest: (.*)\)")
 
@@ -80,14 +80,20 @@ def cpu_load(seconds: float, loops: int | None = None) -> Iterator[int]:
             proc.wait()
 
 
-def world_config(http_port: int, broker: bool) -> str:
+def world_config(http_port: int, broker: bool, folder: Path) -> tuple[str, dict[int, int]]:
     """examples/bench.toml on the given status port, the model found from anywhere, with or without the
-    world's MQTT broker."""
+    world's MQTT broker; the world's own ports (15xxx) moved to free ones and its files into `folder`, so
+    that nothing else on the machine (a test, another bench) meets it. Also the ports it moved."""
     text = EXAMPLE.read_text().replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{http_port}"')
     text = text.replace('model = "../', f'model = "{EXAMPLE.parent.parent}/')
+    moved = {int(p): _free_port() for p in sorted(set(re.findall(r"\b(15\d{3})\b", text)))}
+    text = re.sub(r"\b15\d{3}\b", lambda m: str(moved[int(m.group())]), text)
+    text = text.replace(WORLD_FILES, str(folder))
+    ledger = f'ledger = "{folder}/upstream.db"'
+    text = re.sub(r"\nupstream = \{ (mqtt = [^}]*)\}", rf"\nupstream = {{ \1, {ledger} }}", text)
     if not broker:
-        text = re.sub(r"\nupstream = \{ mqtt = [^\n]*", "", text)
-    return text
+        text = re.sub(r"\nupstream = \{[^\n]*", "", text)
+    return text, moved
 
 
 def readings_in(db: Path) -> int:
@@ -125,7 +131,10 @@ class Run:
     def __init__(self, folder: Path, broker: bool) -> None:
         self.port = _free_port()
         self.config = folder / "appliance.toml"
-        self.config.write_text(world_config(self.port, broker))
+        text, moved = world_config(self.port, broker, folder / "world")
+        self.config.write_text(text)
+        self.control = f"http://127.0.0.1:{moved[CONTROL_PORT]}/"
+        self.broker = str(folder / "world" / "broker" / "mosquitto.conf")
         self.status_url = f"http://127.0.0.1:{self.port}/api/v1/status"
         self.log = folder / "appliance.log"
         command = [sys.executable, "-m", "appliance", "run", "--config", str(self.config)]
@@ -174,14 +183,14 @@ def _camera_failures(status: dict[str, Any] | None) -> int:
     return int(((status or {}).get("qc") or {}).get("camera", {}).get("failures", 0))
 
 
-def _leftover(config: Path) -> int:
+def _leftover(config: Path, broker: str) -> int:
     """Processes of the run still there: with its config on their command line (its world, its supervisor)
-    or the world's broker."""
+    or the world's broker's."""
     deadline = time.monotonic() + 1.0
     while True:
         found = [
             pid
-            for pattern in (str(config), BROKER)
+            for pattern in (str(config), broker)
             for pid in subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
         ]
         if not found or time.monotonic() > deadline:
@@ -208,7 +217,7 @@ def one(moment: str, folder: Path, rng: random.Random) -> StopRun:
         elif moment == "camera_reconnect":
             run.wait_until(lambda s: bool((s.get("qc") or {}).get("frames")), timeout=10.0)
             failures = _camera_failures(run.status())
-            _post(CONTROL + "camera", {"target": "line-cam", "action": "drop"})
+            _post(run.control + "camera", {"target": "line-cam", "action": "drop"})
             run.wait_until(lambda s: _camera_failures(s) > failures, timeout=5.0)  # QC saw it: reopening
             time.sleep(rng.uniform(0.0, 0.3))
         else:
@@ -219,7 +228,7 @@ def one(moment: str, folder: Path, rng: random.Random) -> StopRun:
     committed, slowest = (int(said.group(1)), said.group(2)) if said else (0, "")
     overran = re.findall(r"ERROR appliance\.lifecycle: (\S+) did not stop within", text)
     lost = max(0, before + committed - readings_in(db))
-    leftover = _leftover(run.config)
+    leftover = _leftover(run.config, run.broker)
     return StopRun(moment, round(stop_s, 3), code, run.start_s, committed, lost, overran, leftover, slowest)
 
 
