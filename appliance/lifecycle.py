@@ -21,7 +21,7 @@ from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from appliance import child
 from appliance.service import Service
@@ -179,8 +179,8 @@ class ServiceSet:
 class BoundedLoop:
     """Runs a coroutine in a new event loop like asyncio.run, but ends without waiting on what will not
     end: tasks still running are cancelled and given LEFTOVER_S, worker threads are not waited for
-    beyond it. If something was left (`clean` is False), leave with `leave()`: the interpreter's own exit
-    would wait for every worker thread."""
+    beyond it. `clean` says whether everything ended. Leave with `leave()` afterwards: the interpreter's
+    own exit would wait for every worker thread still busy."""
 
     def __init__(self) -> None:
         self.clean = True
@@ -223,7 +223,7 @@ def _wind_down(
     return not stuck and not busy
 
 
-def leave(code: int) -> None:
+def leave(code: int) -> NoReturn:
     """Exit now with `code`, after flushing what was printed and logged; no thread is waited for."""
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

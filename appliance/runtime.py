@@ -122,18 +122,22 @@ class Runtime:
             if config.qc is not None
             else None
         )
-        # Start order: the simulated world before anything polls it, the store before anything writes,
-        # the page as soon as the store is there (it answers while the rest start), the safety link
-        # before any rule can fire, a line's master before the pollers of its slaves.
+        # Start order: the page first, so the status answers while the rest start (unless its certificate
+        # is made in the data directory: then after the store, since nothing is written before the
+        # simulated world has accepted its config); the world before anything polls it, the store before
+        # anything writes, the safety link before any rule can fire, a line's master before its slaves.
+        self.early_web = config.http.tls != "self-signed"
+        early, late = ([self.web], []) if self.early_web else ([], [self.web])
         qc = [self.qc] if self.qc is not None else []
         safety = [self.safety] if self.safety is not None else []
         sync = [self.sync] if self.sync is not None else []
         self.services: list[Service] = [
-            *world,
             self.loop_monitor,
-            self.store,
             self.clock,
-            self.web,
+            *early,
+            *world,
+            self.store,
+            *late,
             self.health,
             *sync,
             *safety,
@@ -248,11 +252,14 @@ class Runtime:
             self.hardware.cpu.model,
             self.hardware.plan.backends[0].kind,
         )
+        if self.early_web:
+            self.web.tls = await asyncio.to_thread(self._https)  # none, or the configured files: reads only
         await self.lifecycle.start(until=self.store)  # the data directory exists from here on
-        self.web.tls = await asyncio.to_thread(self._https)
+        if not self.early_web:
+            self.web.tls = await asyncio.to_thread(self._https)
         self.credential, self.new_credential = await asyncio.to_thread(
             AdminCredential.load_or_create, self.data_dir
-        )
+        )  # until here a login is answered 503, "no admin credential on this box yet"
         await self.lifecycle.start()
 
     def _https(self) -> tuple[Path, Path] | None:
