@@ -46,6 +46,33 @@ class StopReport:
     def clean(self) -> bool:
         return not self.overran and not self.killed
 
+    @property
+    def outcome(self) -> str:
+        """ "stopped in 0.41 s", and what overran if anything did."""
+        overran = "" if self.clean else f" with {', '.join(self.overran) or 'no service'} overrunning"
+        return f"stopped in {self.seconds:.2f} s{overran}"
+
+    @property
+    def slowest(self) -> str:
+        """The three slowest stops: "bench 0.27 s, web 0.13 s, qc 0.12 s"."""
+        ranked = sorted(self.took.items(), key=lambda kv: -kv[1])[:3]
+        return ", ".join(f"{name} {s:.2f} s" for name, s in ranked)
+
+
+async def start_unless(start: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run `start`; False if `stop` was set first (the start is then cancelled, given 0.5 s to end).
+    A start that fails raises."""
+    starting = asyncio.create_task(start, name="start")
+    stopped = asyncio.create_task(stop.wait(), name="stop signal")
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if starting.done():
+        starting.result()
+        return True
+    starting.cancel()
+    await asyncio.wait({starting}, timeout=0.5)
+    return False
+
 
 def stacks(*tasks: asyncio.Task[Any] | None) -> str:
     """Where each task is suspended: its chain of awaits, innermost last, and what that one waits on."""

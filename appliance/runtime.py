@@ -17,7 +17,7 @@ from appliance.clock import ClockWatch
 from appliance.config.models import ApplianceConfig, split_host_port
 from appliance.fieldbus import build_field
 from appliance.health import HealthWatch
-from appliance.lifecycle import ServiceSet, StopReport
+from appliance.lifecycle import ServiceSet, StopReport, start_unless
 from appliance.loop_lag import LoopMonitor
 from appliance.qc.pipeline import QcPipeline
 from appliance.records import Event, Reading, Severity
@@ -291,23 +291,21 @@ class Runtime:
     async def stop(self) -> StopReport:
         """Stop every service started within the stop budget: all at once, then the world, then the store."""
         report = await self.lifecycle.stop(self.stop_budget_s)
-        slowest = sorted(report.took.items(), key=lambda kv: -kv[1])[:3]
         log.log(
             logging.INFO if report.clean else logging.ERROR,
-            "stopped in %.2f s%s; %d readings committed (slowest: %s)",
-            report.seconds,
-            f" with {', '.join(report.overran) or 'no service'} overrunning" if not report.clean else "",
+            "%s; %d readings committed (slowest: %s)",
+            report.outcome,
             self.store.rows_committed,
-            ", ".join(f"{name} {s:.2f} s" for name, s in slowest),
+            report.slowest,
         )
         return report
 
-    async def serve(self, stop: asyncio.Event) -> StopReport:
+    async def serve(self, stop: asyncio.Event) -> None:
         """Start, announce the status page, run until `stop` is set, then stop everything. A stop asked
         for while starting ends the start where it is."""
         systemd = SystemdWatchdog() if os.environ.get("NOTIFY_SOCKET") else None
         try:
-            if await self._start_unless(stop):
+            if await start_unless(self.start(), stop):
                 self._announce(systemd)
                 await stop.wait()
             log.info("stopping")
@@ -315,21 +313,7 @@ class Runtime:
             if systemd is not None:
                 systemd.stopping()
                 systemd.close()
-            report = await self.stop()
-        return report
-
-    async def _start_unless(self, stop: asyncio.Event) -> bool:
-        """Start; False if `stop` was set first (the start is cancelled). A start that fails raises."""
-        starting = asyncio.create_task(self.start(), name="runtime start")
-        stopped = asyncio.create_task(stop.wait(), name="stop signal")
-        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if starting.done():
-            starting.result()
-            return True
-        starting.cancel()
-        await asyncio.wait({starting}, timeout=0.5)
-        return False
+            await self.stop()
 
     def _announce(self, systemd: SystemdWatchdog | None) -> None:
         if systemd is not None:  # Type=notify: started; WatchdogSec restarts a runtime whose loop hangs
