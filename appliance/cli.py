@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appliance.tomlfile import DEFAULT_CONFIG, ConfigError, read_toml
+from appliance.update import commands as update_commands
 
 if TYPE_CHECKING:
     from appliance.runtime import Runtime
@@ -70,11 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     hal = commands.add_parser("hal", help="the hardware report and the inference plan")
     hal.add_argument("--root", type=Path, default=Path("/"), help="read a fixture tree instead of /")
     hal.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    update_commands.add_parsers(commands, DEFAULT_DATA_DIR)  # health, update, credential
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
+    if args.command in update_commands.NAMES:
+        return update_commands.run(args, argv)
     if args.command == "check-config":
         return check_config(args.file)
     if args.command == "hal":

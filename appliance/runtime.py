@@ -27,6 +27,7 @@ from appliance.safety.rules import SafetyRules
 from appliance.service import Service
 from appliance.snapshot import SensorSnapshot
 from appliance.store import Store
+from appliance.update.upload import UpdateArea
 from appliance.web import WebServer
 from appliance.web.access import Access, is_loopback_host
 from appliance.web.auth import USER, AdminCredential
@@ -94,6 +95,7 @@ class Runtime:
             access,
             self.snapshot.history,
             version=VERSION,
+            update=UpdateArea.from_environment(data_dir),  # uploads for root's updater (docs/updates.md)
         )
         self.loop_monitor = LoopMonitor()
         self.health = HealthWatch(self.status)

@@ -227,14 +227,22 @@ def appliance(config_file: Path, tmp_path: Path) -> Iterator[ApplianceProcess]:
     app.close()
 
 
+ASKED_FOR = {
+    "hil": "needs real hardware; run with -m hil",
+    "rollback": "boots the firmware image many times (20 minutes and more); run with -m rollback",
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `hil` need real hardware: they run only when asked for with `-m hil`."""
-    if "hil" in (config.option.markexpr or ""):
-        return
-    skip = pytest.mark.skip(reason="needs real hardware; run with -m hil")
-    for item in items:
-        if "hil" in item.keywords:
-            item.add_marker(skip)
+    """Tests marked `hil` (real hardware) or `rollback` (the image's long update matrix) run only when
+    asked for by their marker: `-m hil`, `-m rollback`."""
+    asked = config.option.markexpr or ""
+    for marker, reason in ASKED_FOR.items():
+        if marker in asked:
+            continue
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.hookimpl(wrapper=True)

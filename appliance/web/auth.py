@@ -13,6 +13,7 @@ import secrets
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 CREDENTIAL_FILE = "admin-credential.json"
 USER = "admin"
@@ -24,6 +25,13 @@ MAX_CLIENTS = 10_000  # addresses whose failures are remembered
 
 def _scrypt(secret: str, salt: bytes) -> bytes:
     return hashlib.scrypt(secret.encode(), salt=salt, **SCRYPT, maxmem=64 << 20, dklen=32)
+
+
+def new_credential() -> tuple[str, dict[str, Any]]:
+    """A new credential: its plain text, and the record kept of it (CREDENTIAL_FILE's JSON)."""
+    plain = secrets.token_urlsafe(18)
+    salt = secrets.token_bytes(16)
+    return plain, {"user": USER, "salt": salt.hex(), "scrypt": _scrypt(plain, salt).hex(), "params": SCRYPT}
 
 
 class AdminCredential:
@@ -45,14 +53,12 @@ class AdminCredential:
                 raise PermissionError(f"{path}: mode {mode:o} lets others read it; chmod 600 it")
             stored = json.loads(path.read_text())
             return cls(bytes.fromhex(stored["salt"]), bytes.fromhex(stored["scrypt"])), None
-        plain = secrets.token_urlsafe(18)
-        salt = secrets.token_bytes(16)
-        digest = _scrypt(plain, salt)
+        plain, record = new_credential()
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump({"user": USER, "salt": salt.hex(), "scrypt": digest.hex(), "params": SCRYPT}, f)
-        return cls(salt, digest), plain
+            json.dump(record, f)
+        return cls(bytes.fromhex(record["salt"]), bytes.fromhex(record["scrypt"])), plain
 
     def verify(self, plain: str) -> bool:
         mark = hmac.new(self._key, plain.encode(), hashlib.sha256).digest()

@@ -95,7 +95,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*codes: int) -> dict[str, Any]:
+def _errors(*codes: int, said: dict[int, str] | None = None) -> dict[str, Any]:
     meanings = {
         400: "the request is malformed: the message says what and where",
         401: "a login or the admin credential is needed",
@@ -105,7 +105,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         413: "the body is too large (a trip still trips the line first)",
         429: "too many failed attempts from this address; wait a minute",
         503: "not available now (no credential yet, supervisor not answering, too many streams)",
-    }
+    } | (said or {})
     return {str(code): _json(_ERROR, meanings[code]) for code in codes}
 
 
@@ -113,6 +113,48 @@ _TRIP_BODY = {  # bodies over 4096 bytes are refused too
     "type": "object",
     "properties": {"reason": {"type": "string", "maxLength": 300}},
     "additionalProperties": False,
+}
+_RECORD = {"type": ["object", "null"], "description": "null when there is none; {error} if it cannot be read"}
+_UPDATE = {
+    "type": "object",
+    "description": "What root's updater recorded in the update state directory (docs/updates.md)",
+    "required": [
+        *("available", "why_not", "max_upload_bytes", "receiving", "request", "progress", "outcome"),
+        *("trial", "slots"),
+    ],
+    "properties": {
+        "available": {"type": "boolean", "description": "whether this box takes updates through the page"},
+        "why_not": {"type": ["string", "null"]},
+        "max_upload_bytes": {"type": "integer"},
+        "receiving": {**_RECORD, "description": "an upload under way: received, size, started"},
+        "request": {**_RECORD, "description": "an upload waiting for the updater: size, sha256, received"},
+        "progress": {
+            **_RECORD,
+            "description": "the install running (running: true) or the last one: state (installing, "
+            "installed, failed), percent, step, version, error",
+        },
+        "outcome": {
+            **_RECORD,
+            "description": "the last update: outcome (installed, committed, rolled back, failed), message, "
+            "version, reason, time",
+        },
+        "trial": {**_RECORD, "description": "an update installed and not yet committed"},
+        "slots": {**_RECORD, "description": "the slots as RAUC last reported them (booted, primary, slots)"},
+    },
+}
+_UPLOADED = {
+    "type": "object",
+    "required": ["message", "size", "sha256"],
+    "properties": {"message": {"type": "string"}, "size": {"type": "integer"}, "sha256": {"type": "string"}},
+}
+_UPLOAD_ERRORS = {
+    400: "the body is empty, or ended before its Content-Length",
+    404: "this box takes no updates through its page (no updater: not the firmware image)",
+    409: "an upload, or an install, is under way already",
+    411: "a Content-Length is required",
+    413: "the bundle is larger than the box takes (refused before its body is read)",
+    503: "not available now (no credential yet), or the upload could not be stored",
+    507: "the bundle would fill the data partition",
 }
 _READ: list[dict[str, list[str]]] = [
     {},
@@ -277,13 +319,41 @@ def describe(version: str) -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/update": {
+            "get": {
+                "summary": "The last update's outcome, the install under way, the slots",
+                "security": _READ,
+                "responses": {
+                    "200": _json(_UPDATE, "the update state"),
+                    **_errors(401, 404, 429, 503, said={404: "this box takes no updates through its page"}),
+                },
+            },
+            "post": {
+                "summary": "Upload a RAUC bundle: root's updater checks it, installs it and reboots",
+                "description": "The body is the bundle, sent with a Content-Length; too large a one is "
+                "refused before it is read.",
+                "security": _CONTROL,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary", "minLength": 1}
+                        }
+                    },
+                },
+                "responses": {
+                    "202": _json(_UPLOADED, "received; the install follows"),
+                    **_errors(400, 401, 403, 404, 409, 411, 413, 429, 503, 507, said=_UPLOAD_ERRORS),
+                },
+            },
+        },
     }
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Edge appliance",
             "version": version,
-            "description": "The box's status, live figures and stop output control (docs/web.md).",
+            "description": "The box's status, live figures, stop output control and updates (docs/web.md).",
         },
         "paths": paths,
         "components": {

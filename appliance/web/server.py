@@ -20,11 +20,13 @@ from starlette.routing import Route
 
 from appliance.records import is_file_name
 from appliance.service import Service
+from appliance.update.upload import UpdateArea
 from appliance.web.access import Access
 from appliance.web.estop import EstopControl, estop_routes
 from appliance.web.metrics import CONTENT_TYPE as METRICS_TYPE
 from appliance.web.metrics import render as render_metrics
 from appliance.web.openapi import describe
+from appliance.web.update import update_routes
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,10 @@ def build_app(
     access: Access | None = None,
     history: HistorySource = dict,
     version: str = "unknown",
+    update: UpdateArea | None = None,
 ) -> Starlette:
-    """The ASGI app; `status` builds the /api/v1/status document on each request."""
+    """The ASGI app; `status` builds the /api/v1/status document on each request; `update` takes bundle
+    uploads for root's updater (appliance/web/update.py)."""
     access = access or Access(lambda: None)
     streams = _StreamCount()
     description = describe(version)
@@ -133,6 +137,7 @@ def build_app(
             Route("/metrics", metrics),
             *access.routes(),
             *estop_routes(control, access),
+            *update_routes(update, access),
         ],
     )
 
@@ -197,10 +202,11 @@ class WebServer(Service):
         history: HistorySource = dict,
         tls: tuple[Path, Path] | None = None,
         version: str = "unknown",
+        update: UpdateArea | None = None,
     ) -> None:
         super().__init__()
         self.host, self.port, self.tls = host, port, tls
-        self.app = build_app(status, events, evidence, control, access, history, version)
+        self.app = build_app(status, events, evidence, control, access, history, version, update)
         self._socket: socket.socket | None = None
         self._server: _QuietServer | None = None
         self.url = ""

@@ -1,0 +1,1 @@
+"""The firmware image builder behind image/build: numbered stages, each re-runnable (docs/image.md)."""

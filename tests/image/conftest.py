@@ -1,0 +1,176 @@
+"""Fixtures of the image tests: one generic-amd64 build per session (image/build, as root), and a box:
+that image booted in QEMU with the bench's Modbus device on the host."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.image.vm import GUEST_HOST, Vm, free_port, prepare_disk
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    out: Path
+
+    @property
+    def report(self) -> dict[str, object]:
+        return dict(json.loads((self.out / "manifest/build.json").read_text()))
+
+    @property
+    def disk(self) -> Path:
+        return self.out / str(self.report["image"])
+
+    @property
+    def bundle(self) -> Path:
+        return self.out / str(self.report["bundle"])
+
+    @property
+    def root_squashfs(self) -> Path:
+        return self.out / "work/rootfs.squashfs"
+
+    @property
+    def keys(self) -> Path:
+        return self.out / "keys"
+
+
+@pytest.fixture(scope="session")
+def built_image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
+    """generic-amd64 built from this checkout; $APPLIANCE_IMAGE_OUT reuses (or fills) a folder instead,
+    to iterate on the boot tests without building each time."""
+    if os.geteuid() != 0:
+        pytest.skip("building an image needs root (mmdebstrap --mode=root, chroot)")
+    reuse = os.environ.get("APPLIANCE_IMAGE_OUT")
+    out = Path(reuse) if reuse else tmp_path_factory.mktemp("image")
+    if not (reuse and (out / "manifest/build.json").exists()):
+        done = subprocess.run(
+            [sys.executable, REPO / "image/build", "--board", "generic-amd64", "--out", out],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        assert done.returncode == 0, f"image/build failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return BuiltImage(out)
+
+
+GUEST_MODBUS_PORT = 1502
+BOOT_TIMEOUT_S = 300  # TCG on two cores: a first boot takes a minute or two
+
+
+def vm_config(device_id: str) -> str:
+    return textwrap.dedent(f"""
+        [device]
+        id = "{device_id}"
+
+        [http]
+        listen = "0.0.0.0:8443"
+        tls = "self-signed"
+
+        [devices.press-1]
+        type = "modbus_tcp"
+        host = "{GUEST_HOST}"
+        port = {GUEST_MODBUS_PORT}
+        poll_interval_s = 0.5
+        timeout_s = 2.0
+
+        [[devices.press-1.registers]]
+        channel = "oil_temperature"
+        table = "input"
+        address = 0
+        datatype = "float32"
+        unit = "degC"
+
+        [safety]
+        supervisor = "external"
+        socket = "/run/appliance/safety.sock"
+        stop_line = {{ gpio = "mock", line = "STOP" }}
+    """)
+
+
+def sim_config(port: int) -> str:
+    return textwrap.dedent(f"""
+        [[bench.modbus_tcp]]
+        name = "press-1"
+        port = {port}
+
+        [[bench.modbus_tcp.registers]]
+        table = "input"
+        address = 0
+        datatype = "float32"
+        signal = {{ type = "sine", mean = 48.0, amplitude = 5.0, period_s = 7.0 }}
+    """)
+
+
+@dataclass
+class Box:
+    vm: Vm
+    key: Path
+    credential: str
+    image: BuiltImage
+    first_status_s: float
+
+    def ssh(self, command: str, check: bool = True, timeout: float = 180, stdin: Path | None = None) -> str:
+        return self.vm.ssh(command, self.key, timeout=timeout, check=check, stdin=stdin)
+
+    def update_status(self) -> dict[str, Any]:
+        return dict(json.loads(self.ssh("appliance update --status --json")))
+
+
+@pytest.fixture(scope="module")
+def box(built_image: BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+    """The image on a 3 GB disk, booted, with an SSH key and a config dropped on its boot partition and
+    the bench's Modbus device on the host."""
+    folder = tmp_path_factory.mktemp("vm")
+    key = folder / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    sim_port = free_port()
+    (folder / "sim.toml").write_text(sim_config(sim_port))
+    sim_log = folder / "sim.log"
+    with open(sim_log, "w") as sink:
+        sim = subprocess.Popen(
+            [REPO / ".venv/bin/bench", "sim", "--config", folder / "sim.toml"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while "bench sim ready" not in sim_log.read_text():
+        assert sim.poll() is None and time.monotonic() < deadline, (
+            f"bench sim did not start: {sim_log.read_text()}"
+        )
+        time.sleep(0.1)
+    disk = folder / "disk.img"
+    drop = {
+        "authorized_keys": key.with_suffix(".pub").read_bytes(),
+        "appliance.toml": vm_config("vm-box").encode(),
+    }
+    prepare_disk(built_image.disk, disk, drop=drop)
+    vm = Vm(disk, folder, {22: free_port(), 8443: free_port()}, {GUEST_MODBUS_PORT: sim_port})
+    try:
+        t0 = time.monotonic()
+        vm.start()
+        credential = vm.wait_console(r"admin credential of this box \(user admin\): (\S+)", BOOT_TIMEOUT_S)[1]
+        vm.wait_api("/api/v1/status", credential, BOOT_TIMEOUT_S)
+        yield Box(vm, key, credential, built_image, time.monotonic() - t0)
+    finally:
+        vm.kill()
+        sim.terminate()
+        sim.wait(10)
+
+
+def booted_and_good(status: dict[str, Any], slot: str) -> bool:
+    rauc = status["rauc"] or {}
+    return rauc.get("booted") == slot and any(
+        s["name"] == slot and s["boot_status"] == "good" for s in rauc.get("slots", [])
+    )

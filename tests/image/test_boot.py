@@ -1,0 +1,107 @@
+"""The generic-amd64 image, built from this checkout, booted in QEMU: first boot, the status API, a
+simulated Modbus device polled through the VM's network, and signed updates (refused, then installed
+and committed after the reboot). Build and boot take minutes: marked `image` and `slow`."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.image.bundles import make_bundle, make_pki
+from tests.image.conftest import BOOT_TIMEOUT_S, Box, booted_and_good
+
+pytestmark = [pytest.mark.image, pytest.mark.slow]
+
+
+def test_first_boot_answers_and_polls_the_bench_through_the_vm_network(box: Box) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        status = box.vm.api("/api/v1/status", box.credential)
+        sensors = {s["id"]: s for s in status["sensors"]}
+        reading = sensors.get("press-1.oil_temperature", {})
+        if reading.get("quality") == "ok":
+            break
+        assert time.monotonic() < deadline, f"the bench's device was not polled: {status['sensors']}"
+        time.sleep(1)
+    assert 42.0 <= reading["value"] <= 54.0  # the bench's sine: 48 +- 5 (+ float32 rounding)
+    assert status["device"] == "vm-box"
+    print(f"\nboot to the first status answer: {box.first_status_s:.1f} s")
+
+
+def test_first_boot_makes_a_hardened_box(box: Box) -> None:
+    ssh = box.ssh
+    assert "ro" in ssh("findmnt -no OPTIONS /").split(",")
+    assert ssh("findmnt -no FSTYPE /").strip() == "squashfs"
+    assert ssh("systemctl is-active appliance appliance-safety").split() == ["active", "active"]
+    assert ssh("systemctl --failed --no-legend --plain").strip() == ""
+    data_bytes = int(ssh("lsblk -bno SIZE /dev/disk/by-partlabel/data"))
+    assert data_bytes > 1900 << 20, "the data partition did not take the rest of the 3 GB disk"
+    assert re.fullmatch(r"appliance-[0-9a-f]{8}", ssh("hostname").strip())
+    # no password on any account; the key came from the boot partition and was removed from it
+    shadow = ssh("sudo getent shadow root admin appliance")
+    assert all(line.split(":")[1] in ("*", "!", "!*") for line in shadow.splitlines()), shadow
+    assert ssh("sudo ls /boot/efi/appliance").strip() == ""
+    assert ssh("sudo stat -c '%U %a' /var/lib/appliance").split() == ["appliance", "700"]
+    # both services run unprivileged; the credential is nowhere in the journal
+    for unit in ("appliance", "appliance-safety"):
+        pid = ssh(f"systemctl show -p MainPID --value {unit}").strip()
+        assert ssh(f"ps -o user= -p {pid}").strip() == "appliance"
+    journal = ssh("sudo journalctl -b --no-pager")
+    assert box.credential not in journal
+    assert "226/NAMESPACE" not in journal
+    assert ssh("sudo cat /var/lib/appliance-update/admin-credential.txt").strip().endswith(box.credential)
+
+
+def test_the_booted_slot_is_committed_after_its_health_check(box: Box) -> None:
+    deadline = time.monotonic() + 240
+    while not booted_and_good(box.update_status(), "rootfs.0"):
+        assert time.monotonic() < deadline, f"slot A was not marked good: {box.update_status()}"
+        time.sleep(2)
+
+
+def test_a_bundle_signed_by_an_unknown_key_is_refused_and_nothing_is_written(
+    box: Box, tmp_path: Path
+) -> None:
+    ca, cert, key = make_pki(tmp_path / "rogue", "Rogue")
+    rogue = make_bundle(box.image.root_squashfs, "9.9.9", cert, key, ca, tmp_path / "rogue.raucb")
+    box.ssh("sudo sh -c 'cat > /data/rogue.raucb'", stdin=rogue)
+    before = box.ssh(
+        "sudo sha256sum /dev/disk/by-partlabel/rootfs_b; sudo grub-editenv /boot/efi/EFI/BOOT/grubenv list"
+    )
+    said = box.ssh("sudo appliance update /data/rogue.raucb --no-reboot 2>&1; echo exit=$?", check=False)
+    assert "exit=0" not in said and re.search(r"signature|verif|certificate", said, re.I), said
+    after = box.ssh(
+        "sudo sha256sum /dev/disk/by-partlabel/rootfs_b; sudo grub-editenv /boot/efi/EFI/BOOT/grubenv list"
+    )
+    assert after == before
+    box.ssh("sudo rm /data/rogue.raucb")
+
+
+def test_a_good_update_from_the_page_boots_the_other_slot_and_commits(box: Box, tmp_path: Path) -> None:
+    keys = box.image.keys
+    version = f"{box.image.report['version']}.good"
+    good = make_bundle(
+        box.image.root_squashfs,
+        version,
+        keys / "signing.cert.pem",
+        keys / "signing.key.pem",
+        keys / "ca.cert.pem",
+        tmp_path / "good.raucb",
+    )
+    t0 = time.monotonic()
+    box.vm.api("/api/v1/update", box.credential, body=good)
+    box.vm.wait_console(r"Booting `Slot B'", 600)  # installed, rebooted by the updater
+    box.vm.wait_api("/api/v1/status", box.credential, BOOT_TIMEOUT_S)
+    deadline = time.monotonic() + 300
+    while not booted_and_good(status := box.update_status(), "rootfs.1"):
+        assert time.monotonic() < deadline, f"slot B was not committed: {status}"
+        time.sleep(2)
+    print(
+        f"\nupdate round trip (upload, install, reboot, health check, commit): {time.monotonic() - t0:.0f} s"
+    )
+    assert status["outcome"]["outcome"] == "committed", status
+    slot_b = next(s for s in status["rauc"]["slots"] if s["name"] == "rootfs.1")
+    assert slot_b["version"] == version
