@@ -15,7 +15,6 @@ It retries until all pass or the timeout ends, printing what it waits for; the v
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance.update.state import boot_id, write_json
+from appliance.web.access import is_loopback_host
 
 if TYPE_CHECKING:  # the config models load pydantic: only `appliance health` itself needs them
     from appliance.config.models import ApplianceConfig
@@ -62,16 +62,7 @@ def target(config: ApplianceConfig, units: tuple[str, ...] = UNITS, systemctl: s
     shown = f"[{loopback}]" if ":" in loopback else loopback
     scheme = "http" if config.http.tls == "off" else "https"
     url = f"{scheme}://{shown}:{port}/api/v1/status"
-    return Target(url, not _loopback(loopback), config.safety is not None, units, systemctl)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return Target(url, not is_loopback_host(loopback), config.safety is not None, units, systemctl)
 
 
 def check_once(where: Target) -> list[Check]:

@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="image/build", description="Build the flashable image and its update bundle."
     )
-    parser.add_argument("--board", required=True, help=f"one of: {', '.join(BOARDS)}")
+    parser.add_argument("--board", required=True, choices=sorted(BOARDS), help="the board to build for")
     parser.add_argument(
         "--out", type=Path, required=True, help="output folder (the image, bundle, manifest, logs)"
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from debbuild.host import commit_epoch as commit_epoch
+from debbuild.host import project_version as checkout_version
 
 from builder.boards import Board
 
@@ -36,18 +38,5 @@ class Build:
 
 
 def project_version() -> str:
-    """The package version and the commit, as PEP 440: 0.1.0+g1a2b3c4 (+ .dirty for a changed tree)."""
-    text = (REPO / "pyproject.toml").read_text()
-    version = next(line.split('"')[1] for line in text.splitlines() if line.startswith("version ="))
-    commit = _git("rev-parse", "--short=7", "HEAD") or "unknown"
-    dirty = ".dirty" if _git("status", "--porcelain", "--untracked-files=no") else ""
-    return f"{version}+g{commit}{dirty}"
-
-
-def commit_epoch() -> int:
-    return int(_git("log", "-1", "--format=%ct") or 0)
-
-
-def _git(*args: str) -> str:
-    result = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
-    return result.stdout.strip() if result.returncode == 0 else ""
+    """0.1.0+g1a2b3c4: pyproject's version and the commit, `.dirty` if what the image takes differs."""
+    return checkout_version(("appliance", "hal", "drivers", "docs", "image", "pyproject.toml"))

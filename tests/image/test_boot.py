@@ -91,6 +91,7 @@ def test_a_good_update_from_the_page_boots_the_other_slot_and_commits(box: Box, 
         keys / "ca.cert.pem",
         tmp_path / "good.raucb",
     )
+    hostname = box.ssh("hostname").strip()
     t0 = time.monotonic()
     box.vm.api("/api/v1/update", box.credential, body=good)
     box.vm.wait_console(r"Booting `Slot B'", 600)  # installed, rebooted by the updater
@@ -105,3 +106,4 @@ def test_a_good_update_from_the_page_boots_the_other_slot_and_commits(box: Box, 
     assert status["outcome"]["outcome"] == "committed", status
     slot_b = next(s for s in status["rauc"]["slots"] if s["name"] == "rootfs.1")
     assert slot_b["version"] == version
+    assert box.ssh("hostname").strip() == hostname, "the box's identity changed with the slot"

@@ -49,13 +49,13 @@ def pyproject() -> dict[str, Any]:
     return tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
-def project_version() -> str:
+def project_version(shipped: Sequence[str] = SHIPPED) -> str:
     """pyproject.toml's version and the commit, as a PEP 440 local version: 0.1.0+g1a2b3c4, with `.dirty`
     when what the package takes from the checkout differs from the commit (new files included). Debian
     reads it as the same version."""
     version = str(pyproject()["project"]["version"])
     commit = _git("rev-parse", "--short=7", "HEAD") or "unknown"
-    dirty = ".dirty" if _git("status", "--porcelain", "--", *SHIPPED) else ""
+    dirty = ".dirty" if _git("status", "--porcelain", "--", *shipped) else ""
     return f"{version}+g{commit}{dirty}"
 
 
