@@ -47,12 +47,14 @@ def test_a_power_cut_in_the_middle_of_an_install_boots_the_old_slot(box: Box, tm
 
 def test_an_update_that_fails_its_health_check_boots_once_and_falls_back(box: Box, tmp_path: Path) -> None:
     root = tmp_path / "root"
-    subprocess.run(["unsquashfs", "-q", "-d", root, box.image.root_squashfs], check=True)
+    subprocess.run(["unsquashfs", "-q", "-no-progress", "-d", root, box.image.root_squashfs], check=True)
     dropin = root / "etc/systemd/system/appliance.service.d"
     dropin.mkdir(parents=True)
     (dropin / "broken.conf").write_text(BROKEN_RUNTIME)
     broken = tmp_path / "broken.squashfs"
-    subprocess.run(["mksquashfs", root, broken, "-comp", "gzip", "-noappend", "-quiet"], check=True)
+    subprocess.run(
+        ["mksquashfs", root, broken, "-comp", "gzip", "-noappend", "-no-progress", "-quiet"], check=True
+    )
     bundle = signed(box, broken, "0.0.2+broken", tmp_path / "broken.raucb")
     box.ssh("sudo sh -c 'cat > /data/broken.raucb'", stdin=bundle)
     booted_before = box.update_status()["rauc"]["booted"]

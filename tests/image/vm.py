@@ -119,8 +119,9 @@ class Vm:
         )
 
     def boots_seen(self) -> int:
-        """How many times GRUB booted a slot since this QEMU started (a reboot keeps the process)."""
-        return self.console().count("Booting `")
+        """How many times GRUB booted a slot since this QEMU started (a reboot keeps the process). GRUB
+        says it once per terminal, both on this serial line, back to back: a run counts once."""
+        return len(re.findall(r"(?:Booting `[^']*')+", self.console()))
 
     def wait_console(self, pattern: str, timeout: float) -> re.Match[str]:
         deadline = time.monotonic() + timeout
