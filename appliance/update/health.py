@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance.update.state import boot_id, write_json
-from appliance.web.access import is_loopback_host
 
 if TYPE_CHECKING:  # the config models load pydantic: only `appliance health` itself needs them
     from appliance.config.models import ApplianceConfig
@@ -62,6 +61,8 @@ def target(config: ApplianceConfig, units: tuple[str, ...] = UNITS, systemctl: s
     shown = f"[{loopback}]" if ":" in loopback else loopback
     scheme = "http" if config.http.tls == "off" else "https"
     url = f"{scheme}://{shown}:{port}/api/v1/status"
+    from appliance.web.access import is_loopback_host  # here: `appliance safety` must not load the web stack
+
     return Target(url, not is_loopback_host(loopback), config.safety is not None, units, systemctl)
 
 
