@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -82,11 +83,35 @@ class StoreSettings(Settings):
     """The local SQLite store under the data directory."""
 
     path: Annotated[str, Field(min_length=1)] = "appliance.db"
+    # How long records gather before one commit to the journal, which a killed process leaves behind.
     commit_interval_ms: Annotated[int, Field(ge=1, le=60_000)] = 200
+    # How often the journal's records go into the database (critical ones go at once); default 100 commit
+    # intervals, 20 s at 200 ms. Fewer flushes, fewer writes to the SD card (docs/sync.md).
+    flush_interval_s: Annotated[float, Field(gt=0, le=3600)] | None = None
     batch_max: Annotated[int, Field(ge=1, le=100_000)] = 2000
     # The database's share of the disk; past it the oldest records go, lowest class first (docs/sync.md).
     quota_mb: Annotated[float, Field(gt=0, le=10_000_000)] = 1024.0
+    # A new database file's page size in bytes (an existing file keeps its own), and the WAL size in KiB
+    # that makes a checkpoint: small pages and rare checkpoints for flash.
+    page_size: Literal[512, 1024, 2048, 4096, 8192, 16384, 32768, 65536] = 1024
+    checkpoint_kb: Annotated[int, Field(ge=64, le=1_048_576)] = 4096
+    # Where the journal and the batches waiting for the upstream are kept: a RAM file system spares the SD
+    # card; "" keeps them beside the database (relative paths start at the data directory). Unset: the
+    # systemd unit's RuntimeDirectory ($RUNTIME_DIRECTORY) if it has one, else /dev/shm.
+    journal_dir: str | None = None
     classes: ClassSettings = ClassSettings()
+
+    @property
+    def flush_s(self) -> float:
+        return self.flush_interval_s or self.commit_interval_ms / 10
+
+    @property
+    def journal_folder(self) -> str:
+        """journal_dir, or where it goes when unset: /dev/shm does not outlive a crash of a unit with
+        RemoveIPC= or PrivateDevices=, a RuntimeDirectory with RuntimeDirectoryPreserve= does."""
+        if self.journal_dir is not None:
+            return self.journal_dir
+        return os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or "/dev/shm"
 
 
 class RuntimeSettings(Settings):

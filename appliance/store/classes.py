@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
+from typing import cast
 
 from appliance.config.sync import ClassSettings
-from appliance.records import Event, Priority
+from appliance.records import Event, Priority, Reading
 
 
 class Classifier:
@@ -48,3 +50,15 @@ class Classifier:
     def evidence(self, kind: str) -> Priority:
         """The class of an evidence file: `thumbnail` or `image`."""
         return self._evidence[kind]
+
+    def urgent(self, records: Sequence[Reading | Event]) -> bool:
+        """A critical record among them: commit now rather than wait for the interval."""
+        if type(records[0]) is Reading and not self.critical_sensors:
+            return False  # the common case, a poll's readings with no critical sensor configured: no loop
+        for record in records:
+            if type(record) is Event:
+                if self.event(record) is Priority.CRITICAL:
+                    return True
+            elif self.critical_sensors and self.sensor(cast(Reading, record).sensor_id) is Priority.CRITICAL:
+                return True
+        return False

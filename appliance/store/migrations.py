@@ -6,6 +6,8 @@ import logging
 
 import sqlite_utils
 
+from appliance.store import view
+
 log = logging.getLogger(__name__)
 
 # Each step is plain SQL run in one transaction together with its user_version bump, so a crash
@@ -86,6 +88,58 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX evidence_outbox ON evidence (prio, id);
     """,
+    # 5: flash wear. Readings are packed, a row per channel and flush (chunks.py), each class's rows
+    # together (`place`: the class, then the first id), so that the outbox reads a class in place and
+    # the quota, evicting a class's oldest, frees whole pages. The rows of before stay where they are
+    # (renamed, read through the readings view, view.py), so an existing file needs no rewrite. Two
+    # indexes nothing reads go: each insert paid for them. `spool_applied`: the journal's
+    # newest generation already in this file (spool.py). The outbox's cursors and batches share a table,
+    # so that keeping a batch and moving its class's cursor write one page, not two: a class's cursor is
+    # its row of seq 0 (first_id: the last record batched, last_id: the next batch's seq, count: records
+    # thinned since the last batch); a batch's payload is kept aside until a clean stop (outbox.py).
+    """
+    ALTER TABLE readings RENAME TO reading_rows;
+    DROP INDEX readings_channel_ts;
+    DROP INDEX events_ts;
+    CREATE TABLE reading_chunks (
+        place INTEGER PRIMARY KEY,
+        first_id INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        prio INTEGER NOT NULL,
+        channel_id INTEGER NOT NULL REFERENCES channels(id),
+        n INTEGER NOT NULL,
+        stride INTEGER NOT NULL,
+        t0 INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        tw INTEGER NOT NULL,
+        ts BLOB,
+        kind INTEGER NOT NULL,
+        vw INTEGER NOT NULL,
+        base INTEGER NOT NULL,
+        scale REAL,
+        vals BLOB,
+        flags BLOB,
+        texts TEXT
+    );
+    INSERT INTO store_meta VALUES ('spool_applied', '0');
+    CREATE TABLE outbox (
+        stream TEXT NOT NULL,
+        prio INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        first_id INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        created REAL NOT NULL,
+        payload BLOB NOT NULL,
+        PRIMARY KEY (stream, prio, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO outbox SELECT stream, prio, 0, batched_id, next_seq, thinned, 0, x'' FROM outbox_cursor;
+    INSERT INTO outbox SELECT stream, prio, seq, first_id, last_id, count, created, payload
+        FROM outbox_batches;
+    DROP TABLE outbox_cursor;
+    DROP TABLE outbox_batches;
+    """
+    + view.create_sql(),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -5,8 +5,10 @@ Order of eviction, each step until the database is back under the low-water mark
 2. records not yet sent, thinned: every other one of the oldest, background first, then normal, then
    important. Each thinned record is counted in its class's outbox cursor and reported in the next
    batch's header, so the receiver can tell thinned from lost.
-Critical records are never evicted. The newest row of a table is never deleted either, so SQLite never
-hands out a row id twice (ids name records upstream), and thinning keeps a class's newest record.
+Critical records are never evicted. The newest record of a stream is never deleted either, so no id is
+handed out twice (ids name records upstream), and thinning keeps a class's newest record. Readings go by
+whole chunks when delivered, and are thinned within a chunk (chunks.thin); a chunk down to one reading
+is thinned with its neighbours, every other one of them going.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from appliance.records import Priority
+from appliance.store import outbox, stored
+from appliance.store.chunks import COLUMNS, Chunk, place, thin
 from appliance.store.outbox import STREAMS, delivered_id
+from appliance.store.tables import INSERT_CHUNK
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +81,21 @@ def enforce(conn: sqlite3.Connection, quota_bytes: int) -> Eviction:
     return done
 
 
+def _table(stream: str) -> str:
+    """Where a stream's rows are (readings: the old rows; their chunks are apart)."""
+    return "reading_rows" if stream == "readings" else stream
+
+
 def _newest(conn: sqlite3.Connection, stream: str) -> int:
+    if stream == "readings":
+        return stored.newest(conn)
     return int(conn.execute(f"SELECT coalesce(max(id), 0) FROM {stream}").fetchone()[0])
 
 
 def _newest_of_class(conn: sqlite3.Connection, stream: str, prio: Priority) -> int:
     """Thinning keeps it, so a thinned series keeps its span however often it is thinned."""
+    if stream == "readings":
+        return stored.newest(conn, int(prio))
     return int(
         conn.execute(f"SELECT coalesce(max(id), 0) FROM {stream} WHERE prio = ?", (int(prio),)).fetchone()[0]
     )
@@ -89,35 +103,64 @@ def _newest_of_class(conn: sqlite3.Connection, stream: str, prio: Priority) -> i
 
 def _drop_delivered(conn: sqlite3.Connection, stream: str, prio: Priority) -> int:
     upto = min(delivered_id(conn, stream, prio), _newest(conn, stream) - 1)
+    table = _table(stream)
     cur = conn.execute(
-        f"DELETE FROM {stream} WHERE id IN"
-        f" (SELECT id FROM {stream} WHERE prio = ? AND id <= ? ORDER BY id LIMIT ?)",
+        f"DELETE FROM {table} WHERE id IN"
+        f" (SELECT id FROM {table} WHERE prio = ? AND id <= ? ORDER BY id LIMIT ?)",
         (int(prio), upto, CHUNK),
     )
-    return cur.rowcount
+    removed = cur.rowcount
+    if stream == "readings":  # the class's oldest chunks, whole ones delivered
+        places, count = [], 0
+        query = "SELECT place, n, last_id FROM reading_chunks WHERE place BETWEEN ? AND ? ORDER BY place"
+        for at, n, last_id in conn.execute(query, (place(int(prio)), place(int(prio), upto))):
+            if count >= CHUNK or last_id > upto:
+                break
+            places.append((at,))
+            count += n
+        conn.executemany("DELETE FROM reading_chunks WHERE place = ?", places)
+        removed += count
+    return removed
 
 
 def _thin_unsent(conn: sqlite3.Connection, stream: str, prio: Priority) -> int:
     """Every other record of the oldest not yet in a batch: the series keeps its span at half the rate."""
-    row = conn.execute(
-        "SELECT batched_id FROM outbox_cursor WHERE stream = ? AND prio = ?", (stream, int(prio))
-    )
-    found = row.fetchone()
-    after = int(found[0]) if found else 0
+    after = outbox.cursor(conn, stream, prio).batched_id
+    table = _table(stream)
+    keep = min(_newest(conn, stream), _newest_of_class(conn, stream, prio))
     ids = [
         r[0]
         for r in conn.execute(
-            f"SELECT id FROM {stream} WHERE prio = ? AND id > ? AND id < ? ORDER BY id LIMIT ?",
-            (int(prio), after, min(_newest(conn, stream), _newest_of_class(conn, stream, prio)), 2 * CHUNK),
+            f"SELECT id FROM {table} WHERE prio = ? AND id > ? AND id < ? ORDER BY id LIMIT ?",
+            (int(prio), after, keep, 2 * CHUNK),
         )
     ]
     victims = ids[1::2]
-    if not victims:
-        return 0
-    conn.executemany(f"DELETE FROM {stream} WHERE id = ?", [(i,) for i in victims])
-    conn.execute(
-        "INSERT INTO outbox_cursor (stream, prio, thinned) VALUES (?, ?, ?)"
-        " ON CONFLICT (stream, prio) DO UPDATE SET thinned = thinned + excluded.thinned",
-        (stream, int(prio), len(victims)),
-    )
-    return len(victims)
+    conn.executemany(f"DELETE FROM {table} WHERE id = ?", [(i,) for i in victims])
+    thinned = len(victims) + (_thin_chunks(conn, int(prio), after, keep) if stream == "readings" else 0)
+    if thinned:
+        outbox.thinned(conn, stream, prio, thinned)
+    return thinned
+
+
+def _thin_chunks(conn: sqlite3.Connection, prio: int, after: int, keep: int) -> int:
+    """Halve the class's oldest chunks wholly past `after` and before the one holding `keep`; of those down
+    to one reading, every other one goes. The run is deleted and written again, halved: in place, the
+    halved rows would leave every page half empty and free none. Returns the readings removed."""
+    removed, singles, halved = 0, [], []
+    query = f"SELECT {COLUMNS} FROM reading_chunks WHERE place > ? AND place < ? ORDER BY place"
+    for row in conn.execute(query, (place(prio, after), place(prio, keep))):
+        chunk = Chunk.of(row)
+        if chunk.last_id >= keep:
+            break
+        if chunk.n == 1:
+            singles.append(chunk.row())
+        else:
+            halved.append(thin(chunk).row())
+            removed += chunk.n - halved[-1][5]
+        if removed + len(singles) // 2 >= CHUNK:
+            break
+    gone = singles[1::2]
+    conn.executemany("DELETE FROM reading_chunks WHERE place = ?", [(r[0],) for r in halved + gone])
+    conn.executemany(INSERT_CHUNK, halved)
+    return removed + len(gone)

@@ -40,11 +40,7 @@ class BatchPacker:
     def has_full_batch(self, stream: str, prio: Priority, records: int) -> bool:
         """At least `records` of this class wait to be packed."""
         after = outbox.cursor(self.conn, stream, prio).batched_id
-        found = self.conn.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM {stream} WHERE prio = ? AND id > ? LIMIT ?)",
-            (int(prio), after, records),
-        ).fetchone()[0]
-        return int(found) >= records
+        return outbox.waiting_records(self.conn, stream, prio, after, records) >= records
 
     def pack(self, stream: str, prio: Priority, records: int, max_bytes: int, level: int) -> Batch | None:
         """The next batch of this class, kept in the outbox; None when nothing waits (or the records moved
@@ -65,7 +61,7 @@ class BatchPacker:
         )
 
     def _keep(self, batch: Batch, was: outbox.Cursor) -> Batch | None:
-        future = self.store.call(lambda conn: outbox.add_batch(conn, batch, was))
+        future = self.store.call(lambda conn: outbox.add_batch(conn, batch, was), flush=False)
         return batch if future.result(timeout=STORE_TIMEOUT_S) else None
 
     def _pack_evidence(self, prio: Priority, records: int, max_bytes: int) -> Batch | None:
@@ -83,7 +79,7 @@ class BatchPacker:
             skip = functools.partial(
                 outbox.skip, stream="evidence", prio=prio, was=was, upto_id=last_gone, gone=gone
             )
-            skipped = self.store.call(skip)
+            skipped = self.store.call(skip, flush=False)
             if not skipped.result(timeout=STORE_TIMEOUT_S):
                 return None
         header = self._header("evidence", prio, kept, was, was.thinned + gone_kept)
@@ -148,4 +144,7 @@ class BatchPacker:
 
     def acknowledged(self, batch: Batch) -> None:
         """The upstream has it: drop it from the outbox (queued to the writer; nothing waits for it)."""
-        self.store.call(lambda conn: outbox.remove_batch(conn, batch.key))
+        removed = self.store.call(
+            lambda conn: outbox.remove_batch(conn, batch.key), flush=False, urgent=False
+        )
+        removed.add_done_callback(outbox.forget_payload)

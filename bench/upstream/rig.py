@@ -158,7 +158,17 @@ class SyncRig:
         config.write_text(
             appliance_config(self.settings, self.sim_port, self.broker.port, devices, self.camera_port)
         )
-        return start_runtime(config, self.data, self.folder / "journal")
+        runtime = start_runtime(config, self.data, self.folder / "journal")
+        self._stack.callback(self._end, runtime)  # a test that fails leaves no runtime running
+        return runtime
+
+    @staticmethod
+    def _end(runtime: Runtime) -> None:
+        if runtime.proc.poll() is None:
+            runtime.proc.kill()
+            runtime.proc.wait(10)
+        if runtime.proc.stdout is not None:
+            runtime.proc.stdout.close()
 
     @staticmethod
     def stop(runtime: Runtime, sig: int = signal.SIGTERM) -> None:

@@ -145,13 +145,18 @@ def test_every_committed_reading_survives_sigkill(tmp_path: Path) -> None:
         count, top = conn.execute("SELECT count(*), max(value) FROM readings").fetchone()
     assert count >= committed
     assert top == count - 1  # no holes: rows are whole batches in order
+    asyncio.run(write_and_close(Store(StoreSettings(), tmp_path), []))  # what the journal kept goes in
+    with contextlib.closing(sqlite3.connect(tmp_path / "appliance.db")) as conn:
+        after, top = conn.execute("SELECT count(*), max(value) FROM readings").fetchone()
+    assert after >= count and top == after - 1
 
 
-def test_a_full_disk_does_not_hold_the_stop_and_what_was_committed_stays(
+def test_a_full_disk_does_not_hold_the_stop_and_the_journal_keeps_what_it_could_not_flush(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """SQLITE_FULL (here from max_page_count, the same error a full file system gives) makes commits fail
-    and be retried; a stop ends the retrying at once and reports the real error."""
+    """SQLITE_FULL (here from max_page_count, the same error a full file system gives) makes flushes fail
+    and be retried; a stop ends the retrying at once and reports the real error. The records stay in the
+    journal, and the next start puts them into the database."""
     store = Store(StoreSettings(commit_interval_ms=10), tmp_path)
 
     async def body() -> float:
@@ -169,7 +174,14 @@ def test_a_full_disk_does_not_hold_the_stop_and_what_was_committed_stays(
     took = asyncio.run(body())
     assert took < 0.5
     assert "could not commit 20000 records at stop: database or disk is full" in caplog.text
+    assert "(20000 left in the journal for the next start, 0 lost)" in caplog.text
     assert "cannot rollback" not in caplog.text
-    assert store.dropped == 20_000
+    assert store.status()["dropped"] == 0
     db = sqlite_utils.Database(tmp_path / "appliance.db")
-    assert db["readings"].count == 100
+    assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 100
+    db.close()
+    again = Store(StoreSettings(commit_interval_ms=10), tmp_path)  # the disk has room again
+    asyncio.run(write_and_close(again, []))
+    assert again.rows_committed == 20_000
+    with contextlib.closing(sqlite3.connect(tmp_path / "appliance.db")) as conn:
+        assert conn.execute("SELECT count(*), max(value) FROM readings").fetchone() == (20_100, 20_099.0)

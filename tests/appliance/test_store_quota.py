@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import random
 import sqlite3
 from pathlib import Path
 
@@ -26,8 +27,11 @@ def settings(quota_mb: float = 1024.0) -> StoreSettings:
 
 
 def rows(channel: str, n: int, first: int = 0) -> list[Reading]:
+    """Values 0, 1, 2, ... a second apart, each stamp off by up to a second (a busy poller), so that a
+    reading takes some bytes even packed."""
+    jitter = random.Random(f"{channel}{first}")
     return [
-        Reading("dev", channel, float(i), "u", 1_700_000_000.0 + i, Quality.OK)
+        Reading("dev", channel, float(i), "u", 1_700_000_000.0 + i + jitter.random(), Quality.OK)
         for i in range(first, first + n)
     ]
 
@@ -97,7 +101,7 @@ def test_a_critical_record_is_committed_without_waiting(tmp_path: Path) -> None:
 
 
 def test_quota_thins_background_first_and_never_critical(tmp_path: Path) -> None:
-    store = Store(settings(quota_mb=1.0), tmp_path)
+    store = Store(settings(quota_mb=0.15), tmp_path)
 
     async def run() -> None:
         await store.start()
@@ -109,7 +113,7 @@ def test_quota_thins_background_first_and_never_critical(tmp_path: Path) -> None
     assert found[("crit", 0)] == 12000, "critical readings were evicted"
     assert found[("bg.a", 3)] < 6000 and found[("bg.a", 3)] < found.get(("temp", 2), 0), found
     assert store.evicted.get("readings.background.thinned", 0) == 12000 - found[("bg.a", 3)]
-    assert store.used_bytes <= 1.0e6
+    assert store.used_bytes <= 0.15e6
     with sqlite3.connect(store.path) as conn:
         thinned = outbox.cursor(conn, "readings", Priority.BACKGROUND).thinned
         # thinned rows are every other one: the oldest survivors are evenly spaced, the newest is kept
@@ -125,12 +129,12 @@ def test_quota_thins_background_first_and_never_critical(tmp_path: Path) -> None
 
 
 def test_quota_takes_delivered_records_before_thinning_any(tmp_path: Path) -> None:
-    store = Store(settings(quota_mb=0.4), tmp_path)
+    store = Store(settings(quota_mb=0.066), tmp_path)  # above the first 6000 readings, below 8000
 
     async def run() -> None:
         await store.start()
         await fill(store, 3000, ("temp", "bg.a"))
-        await asyncio.sleep(0.05)
+        await asyncio.to_thread(store.call(lambda conn: None).result, 5)  # everything in the database
         # mark everything so far as sent and acknowledged, the way the sync service does
         for prio in (Priority.NORMAL, Priority.BACKGROUND):
             with contextlib.closing(store.reader()) as conn:

@@ -32,6 +32,7 @@ from bench.upstream.batches import BadBatch, parse
 from bench.upstream.broker import Mosquitto, TlsListener, find_mosquitto
 from bench.upstream.certs import Certificates, make_certificates
 from bench.upstream.receiver import Receiver, Tls
+from bench.upstream.rig import SyncRig
 from tests.appliance.sync.test_codec import bench_shaped, modbus_shaped, synthetic
 from tests.appliance.sync.test_codec_refusals import head_bytes, sealed, zstd
 from tests.conftest import ROOT, free_port
@@ -316,3 +317,18 @@ def same_verdict(payload: bytes) -> str:
     # repr, so that NaN and -0.0 compare too
     assert (ours is None) == (theirs is None) and repr(ours) == repr(theirs), (ours, theirs)
     return "both refuse" if ours is None else "both decode"
+
+
+def test_a_rig_left_by_a_failed_test_takes_its_runtime_along(tmp_path: Path) -> None:
+    """A test that fails with a runtime running must not leave `appliance run` behind (it would load the
+    machine for the rest of the suite)."""
+    started = []
+
+    def failing_test() -> None:
+        with SyncRig(tmp_path) as rig:
+            started.append(rig.start())
+            raise AssertionError("the test failed here")
+
+    with pytest.raises(AssertionError, match="failed here"):
+        failing_test()
+    assert started[0].proc.poll() is not None, "appliance run still runs after the rig ended"

@@ -106,13 +106,13 @@ def test_link_flapping_every_few_seconds(tmp_path: Path) -> None:
 
 
 def test_quota_reached_while_the_broker_is_down(tmp_path: Path) -> None:
-    with SyncRig(tmp_path, RigSettings(quota_mb=0.4, poll_interval_s=0.02)) as rig:
+    with SyncRig(tmp_path, RigSettings(quota_mb=0.2, poll_interval_s=0.02)) as rig:
         runtime = rig.start()
         rig.wait(runtime, lambda s: s["records_acked"] > 50, 20, "first records acknowledged")
         rig.broker.stop()
         status: dict[str, Any] = {}
         thinned: dict[str, int] = {}
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 150  # packed readings: the 0.2 MB take about a minute here
         while not thinned.get("readings.background.thinned") and time.monotonic() < deadline:
             time.sleep(0.5)
             status = runtime.get("api/v1/status")
