@@ -4,6 +4,7 @@ and committed after the reboot). Build and boot take minutes: marked `image` and
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -107,3 +108,43 @@ def test_a_good_update_from_the_page_boots_the_other_slot_and_commits(box: Box, 
     slot_b = next(s for s in status["rauc"]["slots"] if s["name"] == "rootfs.1")
     assert slot_b["version"] == version
     assert box.ssh("hostname").strip() == hostname, "the box's identity changed with the slot"
+
+
+def data_sectors_written(box: Box) -> int:
+    """Sectors (512 bytes) written to the data partition since boot, from the kernel's block statistics,
+    after a sync (what the page cache held is written first)."""
+    stat = box.ssh("sync; cat /sys/class/block/$(basename $(readlink -f /dev/disk/by-partlabel/data))/stat")
+    return int(stat.split()[6])
+
+
+def stored_readings(box: Box) -> int:
+    """Readings in the database, read with the runtime stopped (it holds the file for itself)."""
+    database = "sqlite3.connect('file:/var/lib/appliance/appliance.db?mode=ro', uri=True)"
+    count = f"print({database}.execute('SELECT count(*) FROM readings').fetchone()[0])"
+    return int(box.ssh(f'sudo /opt/appliance/venv/bin/python -c "import sqlite3; {count}"'))
+
+
+def test_flash_wear_of_the_running_box_per_stored_reading(box: Box) -> None:
+    """Bytes written to the data partition per reading stored, the bench world polled (9 channels at 5 Hz),
+    from the VM's block statistics: between two stops of the runtime, so the window pays the start, every
+    flush, the checkpoint and the clean stop, and the system's own writes (journald, ext4's journal) too.
+    No camera in the VM: no evidence files. Goal <= 64 bytes per reading."""
+    window_s = float(os.environ.get("APPLIANCE_FLASH_WINDOW_S", "150"))
+    box.ssh("sudo systemctl stop appliance")
+    readings_0 = stored_readings(box)
+    sectors_0 = data_sectors_written(box)
+    box.ssh("sudo systemctl start appliance")
+    time.sleep(window_s)
+    box.ssh("sudo systemctl stop appliance")
+    sectors_1 = data_sectors_written(box)
+    readings = stored_readings(box) - readings_0
+    box.ssh("sudo systemctl start appliance")
+    written = (sectors_1 - sectors_0) * 512
+    assert readings > window_s * 10, f"only {readings} readings stored in {window_s:.0f} s"
+    per_reading = written / readings
+    print(
+        f"\nflash wear: {written} bytes to the data partition for {readings} readings in {window_s:.0f} s: "
+        f"{per_reading:.1f} bytes per reading, {written / window_s * 3600 / 2**20:.1f} MiB per hour "
+        "(evidence: none, no camera in the VM)"
+    )
+    assert per_reading <= 64, f"{per_reading:.1f} bytes written per reading (goal <= 64)"
