@@ -11,6 +11,7 @@ Healthy means, all at once:
   it can record its latch. A tripped line is healthy: the reboot of an update trips and latches it.
 
 It retries until all pass or the timeout ends, printing what it waits for; the verdict names each check.
+A unit systemd has given up on (`failed`: its restarts hit the start limit) ends the wait at once.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ DEFAULT_TIMEOUT_S = 120.0
 RETRY_S = 1.0
 REQUEST_TIMEOUT_S = 5.0
 SAY_EVERY_S = 10.0  # a progress line at least this often while nothing changes
+GAVE_UP = " (systemd gave up restarting it: not waiting)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    final: bool = False  # failed for good: waiting will not change it
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +95,13 @@ def systemd(where: Target) -> Check:
         said = (done.stderr or done.stdout).strip().replace("\n", "; ")
         return Check("systemd", False, f"systemctl is-active exited with {done.returncode}: {said}")
     down = [
-        f"{unit} is {state}" for unit, state in zip(where.units, states, strict=True) if state != "active"
+        f"{unit} is {state}" + (GAVE_UP if state == "failed" else "")
+        for unit, state in zip(where.units, states, strict=True)
+        if state != "active"
     ]
-    return Check("systemd", not down, "; ".join(down) or f"{', '.join(where.units)} active")
+    # A unit restarting is "activating"; "failed" once its restarts hit the start limit.
+    final = "failed" in states
+    return Check("systemd", not down, "; ".join(down) or f"{', '.join(where.units)} active", final)
 
 
 def read_status(where: Target) -> tuple[dict[str, Any] | None, str | None]:
@@ -182,7 +189,7 @@ def wait(where: Target, timeout_s: float, say: Any = None) -> tuple[list[Check],
     while True:
         checks = check_once(where)
         waited = time.monotonic() - began
-        if all(c.ok for c in checks) or waited >= timeout_s:
+        if all(c.ok for c in checks) or waited >= timeout_s or any(c.final for c in checks):
             return checks, waited
         now = ", ".join(f"{c.name} ({c.detail})" for c in checks if not c.ok)
         if now != said or time.monotonic() - said_at >= SAY_EVERY_S:

@@ -72,7 +72,7 @@ def test_a_running_box_is_healthy(tmp_path: Path) -> None:
 def test_a_unit_that_is_not_active_is_named(tmp_path: Path) -> None:
     cfg = config(tmp_path, free_port())
     standin, calls = systemctl(
-        tmp_path, {"appliance.service": "active", "appliance-safety.service": "failed"}
+        tmp_path, {"appliance.service": "active", "appliance-safety.service": "activating"}
     )
     app = start_appliance(cfg, tmp_path / "data")
     try:
@@ -82,13 +82,26 @@ def test_a_unit_that_is_not_active_is_named(tmp_path: Path) -> None:
     assert done.returncode == 1
     lines = done.stdout.splitlines()
     assert lines[0].startswith("NOT healthy after ")
-    assert "  FAILED  systemd            appliance-safety.service is failed" in lines
+    assert "  FAILED  systemd            appliance-safety.service is activating" in lines
     assert any(line.startswith("  ok      status API") for line in lines)
     assert (
         "health: " in done.stderr
-        and "waiting for systemd (appliance-safety.service is failed)" in done.stderr
+        and "waiting for systemd (appliance-safety.service is activating)" in done.stderr
     )
     assert json.loads(calls.read_text())["calls"][0] == ["is-active", *UNITS]
+
+
+def test_a_failed_unit_ends_the_wait_at_once(tmp_path: Path) -> None:
+    """A unit systemd gave up on (its restarts hit the start limit) will not come back by waiting: the
+    check says so at once rather than at its timeout, so a bad update falls back minutes sooner."""
+    cfg = config(tmp_path, free_port())
+    standin, _ = systemctl(tmp_path, {"appliance.service": "failed", "appliance-safety.service": "active"})
+    done = health(cfg, standin, "--timeout", "120", "--json")
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert result["waited_s"] < 60, result  # not the timeout
+    detail = {c["name"]: c["detail"] for c in result["checks"]}
+    assert detail["systemd"] == "appliance.service is failed (systemd gave up restarting it: not waiting)"
 
 
 def test_no_status_api_fails_it_and_what_it_would_have_told(tmp_path: Path) -> None:
