@@ -230,12 +230,13 @@ def appliance(config_file: Path, tmp_path: Path) -> Iterator[ApplianceProcess]:
 ASKED_FOR = {
     "hil": "needs real hardware; run with -m hil",
     "rollback": "boots the firmware image many times (20 minutes and more); run with -m rollback",
+    "flash": "measures the firmware image's flash wear over minutes; run with -m flash",
 }
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `hil` (real hardware) or `rollback` (the image's long update matrix) run only when
-    asked for by their marker: `-m hil`, `-m rollback`."""
+    """Tests marked `hil` (real hardware), `rollback` (the image's long update matrix) or `flash` (the
+    image's flash wear) run only when asked for by their marker: `-m hil`, `-m rollback`, `-m flash`."""
     asked = config.option.markexpr or ""
     for marker, reason in ASKED_FOR.items():
         if marker in asked:
