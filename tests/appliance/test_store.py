@@ -31,12 +31,12 @@ def readings(n: int, start: int = 0, channel: str = "temp") -> list[Reading]:
     ]
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(500):
+async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    for _ in range(int(seconds * 100)):
         if condition():
             return
         await asyncio.sleep(0.01)
-    raise AssertionError("not within 5 s")
+    raise AssertionError(f"not within {seconds:.0f} s")
 
 
 async def write_and_close(store: Store, batches: list[list[Reading]]) -> None:

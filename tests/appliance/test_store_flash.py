@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import numpy as np
 from appliance.config.models import StoreSettings
 from appliance.records import Event, Quality, Reading, Severity
 from appliance.store import Store
+from tests.appliance.test_store import until
 from tests.conftest import ROOT
 
 BLOCK = 4096  # what the page cache, and so a checkpoint, writes a file in
@@ -95,14 +95,6 @@ def wal(db: Path) -> tuple[bytes, int, list[int]]:
     return salt, size, pages[:committed]
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("not within 10 s")
-
-
 def test_a_minute_of_the_bench_world_writes_at_most_64_bytes_a_reading(tmp_path: Path) -> None:
     """A minute of what the bench world of examples/bench.toml hands the store (some 45 readings a second
     over 26 channels, a QC warning every 5 s, a critical reject every 15 s), flushed every 20 s as the
@@ -130,7 +122,7 @@ def test_a_minute_of_the_bench_world_writes_at_most_64_bytes_a_reading(tmp_path:
             if second % 15 == 14:
                 events = store.events_committed + 1
                 store.write([defect(second, Severity.CRITICAL)])  # committed at once
-                await until(functools.partial(lambda n: store.events_committed >= n, events))
+                await until(functools.partial(lambda n: store.events_committed >= n, events), 10)
             if second % 20 == 19:
                 await asyncio.to_thread(store.call(lambda conn: None).result, 5)  # a flush
         after = wal(path)
@@ -212,7 +204,7 @@ def test_events_in_the_journal_are_listed_at_once_and_once_after_the_flush(tmp_p
     async def run() -> tuple[list[int], list[int], list[int], list[str]]:
         await store.start()
         store.write([defect(1, Severity.WARNING), defect(2, Severity.CRITICAL), defect(3, Severity.INFO)])
-        await until(lambda: store.events_committed == 3)
+        await until(lambda: store.events_committed == 3, 10)
         held = [e["id"] for e in store.events_since(0)]
         page = [e["id"] for e in store.events_since(0, limit=2)]
         await asyncio.to_thread(store.call(lambda conn: None).result, 5)  # the flush
@@ -238,7 +230,7 @@ def test_numbers_marshal_does_not_take_are_journaled_as_plain_ones(tmp_path: Pat
     async def run() -> None:
         await store.start()
         store.write([Reading("dev", f"c{i}", v, "", 1.0 + i, Quality.OK) for i, v in enumerate(values)])  # type: ignore[arg-type]
-        await until(lambda: store.status()["held_records"] == 0 and store.rows_committed == 4)
+        await until(lambda: store.status()["held_records"] == 0 and store.rows_committed == 4, 10)
         await store.stop()
 
     asyncio.run(run())
