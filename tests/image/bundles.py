@@ -4,6 +4,7 @@ the test's temporary folder only."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -98,4 +99,16 @@ def make_bundle(squashfs: Path, version: str, cert: Path, key: Path, ca: Path, o
         capture_output=True,
     )
     shutil.rmtree(folder)
+    return out
+
+
+def tiny_squashfs(folder: Path) -> Path:
+    """A root slot image of one file: enough for a bundle that must be refused for its signature (RAUC
+    checks that before anything else), and quick to copy into a VM."""
+    content = folder / "tiny-root"
+    content.mkdir(parents=True)
+    (content / "README").write_text("not a root file system\n")
+    (content / "noise").write_bytes(random.Random(7).randbytes(64 << 10))  # RAUC wants more than 4 KiB
+    out = folder / "tiny.squashfs"
+    subprocess.run(["mksquashfs", content, out, "-noappend", "-no-progress"], check=True, capture_output=True)
     return out
