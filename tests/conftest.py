@@ -231,12 +231,14 @@ ASKED_FOR = {
     "hil": "needs real hardware; run with -m hil",
     "rollback": "boots the firmware image many times (20 minutes and more); run with -m rollback",
     "flash": "measures the firmware image's flash wear over minutes; run with -m flash",
+    "boards": "builds the ARM boards' images under qemu-user (an hour for the three); run with -m boards",
 }
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `hil` (real hardware), `rollback` (the image's long update matrix) or `flash` (the
-    image's flash wear) run only when asked for by their marker: `-m hil`, `-m rollback`, `-m flash`."""
+    """Tests marked `hil` (real hardware), `rollback` (the image's long update matrix), `flash` (the
+    image's flash wear) or `boards` (the ARM images) run only when asked for by their marker: `-m hil`,
+    `-m rollback`, `-m flash`, `-m boards`."""
     asked = config.option.markexpr or ""
     for marker, reason in ASKED_FOR.items():
         if marker in asked:

@@ -1,5 +1,6 @@
-"""Stage 30: board support: the boot loader and its files (GRUB on the ESP for EFI boards), then the
-root slot's image, a squashfs: read-only by nature, and a third the size of the files in it."""
+"""Stage 30: board support: the boot loader and its files (GRUB on the ESP for EFI boards, the firmware's
+partitions on the Raspberry Pi: builder/rpi.py), then the root slot's image, a squashfs: read-only by
+nature, and a third the size of the files in it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import IO
 from builder import boards
 from builder.context import IMAGE_DIR, Build
 from builder.host import BuildError, run
+from builder.rpi import build_rpi_boot
 
 GRUB_TARGET = {"amd64": ("x86_64-efi", "BOOTX64.EFI"), "arm64": ("arm64-efi", "BOOTAA64.EFI")}
 GRUB_MODULES = [
@@ -16,12 +18,19 @@ GRUB_MODULES = [
     *("test", "echo", "regexp", "search", "serial", "terminal", "all_video", "efi_gop", "reboot", "halt"),
 ]
 # Left out of the slot image: mount points the kernel and systemd fill, and the ESP's own files.
-SQUASHFS_EXCLUDE = ["proc/*", "sys/*", "dev/*", "run/*", "tmp/*", "boot/efi/*"]
+SQUASHFS_EXCLUDE = ["proc/*", "sys/*", "dev/*", "run/*", "tmp/*", "boot/efi/*", "boot/config/*"]
 
 
 def build_boot(b: Build, log: IO[str]) -> None:
-    if b.board.boot != "efi":
-        raise BuildError(f"board {b.board.name}: boot {b.board.boot!r} is not built yet")
+    if b.board.boot == "efi":
+        build_esp(b, log)
+    else:
+        build_rpi_boot(b, log)
+    build_squashfs(b, log)
+
+
+def build_esp(b: Build, log: IO[str]) -> None:
+    """EFI/BOOT/BOOT{X64,AA64}.EFI (GRUB with the modules it needs built in), grub.cfg and grubenv."""
     esp = b.work / "esp"
     if esp.exists():
         shutil.rmtree(esp)
@@ -55,6 +64,9 @@ def build_boot(b: Build, log: IO[str]) -> None:
     for link in ("vmlinuz", "initrd.img"):
         if not (b.rootfs / link).exists():
             raise BuildError(f"{b.rootfs / link}: missing (the kernel package keeps it in /)")
+
+
+def build_squashfs(b: Build, log: IO[str]) -> None:
     squashfs = b.work / "rootfs.squashfs"
     squashfs.unlink(missing_ok=True)
     excludes = [arg for pattern in SQUASHFS_EXCLUDE for arg in ("-e", pattern)]

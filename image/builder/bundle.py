@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 from typing import IO
 
-from builder.context import Build
+from builder import boards
+from builder.context import IMAGE_DIR, Build
 from builder.host import run
 
 LEAF_EXTENSIONS = "basicConstraints=CA:FALSE\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
@@ -84,17 +85,28 @@ def bundle_name(b: Build) -> str:
     return f"appliance-{b.board.name}-{b.version}.raucb"
 
 
+def pi_bundle_hook() -> str:
+    text = (IMAGE_DIR / "rpi/bundle-hook").read_text()
+    return text.replace("@SLOT_A_GUID@", boards.SLOT_A_GUID).replace("@SLOT_B_GUID@", boards.SLOT_B_GUID)
+
+
 def build_bundle(b: Build, log: IO[str]) -> None:
     folder = b.work / "bundle"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir()
     shutil.copy2(b.work / "rootfs.squashfs", folder / "rootfs.squashfs")
-    (folder / "manifest.raucm").write_text(
+    manifest = (
         f"[update]\ncompatible={b.board.compatible}\nversion={b.version}\n"
         f"description=Edge appliance {b.version} for {b.board.name}\n\n"
         "[bundle]\nformat=verity\n\n[image.rootfs]\nfilename=rootfs.squashfs\n"
     )
+    if b.board.boot == "rpi":  # the slot's boot partition too, made to name its own root by the hook
+        shutil.copy2(b.work / "boot-a.vfat", folder / "boot.vfat")
+        (folder / "hook").write_text(pi_bundle_hook())
+        (folder / "hook").chmod(0o755)
+        manifest += "\n[hooks]\nfilename=hook\n\n[image.boot]\nfilename=boot.vfat\nhooks=post-install\n"
+    (folder / "manifest.raucm").write_text(manifest)
     for old in b.out.glob(f"appliance-{b.board.name}-*.raucb"):
         old.unlink()
     run(

@@ -14,7 +14,7 @@ from builder.boards import BOARDS, board
 from builder.boot import build_boot
 from builder.bundle import build_bundle, ensure_keys
 from builder.context import Build, commit_epoch, project_version
-from builder.host import BuildError, debian_mirror, preflight
+from builder.host import BuildError, debian_mirror, preflight, security_mirror
 from builder.layout import build_layout
 from builder.manifest import build_manifest
 from builder.rootfs import build_rootfs
@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--keys", type=Path, help="signing PKI folder (default: OUT/keys, made if missing)")
     parser.add_argument("--mirror", help="Debian mirror URL (default: the one this host's apt uses)")
     parser.add_argument(
+        "--security-mirror",
+        help="mirror of Debian's security updates (default: the one this host's apt uses; 'none': without)",
+    )
+    parser.add_argument(
         "--compression",
         choices=["xz", "gzip"],
         default="xz",
@@ -74,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(out / "logs/00-preflight.log", "w") as log:
             if ensure_keys(keys, log):
                 print(f"image/build: made a development signing PKI in {keys} (bring your own with --keys)")
+        security = args.security_mirror or security_mirror()
+        if security in (None, "none"):
+            security = None
+            print("image/build: no security mirror: the image has the fixes of its last point release only")
         b = Build(
             the_board,
             out,
@@ -82,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             args.version or project_version(),
             commit_epoch(),
             args.compression,
+            security,
         )
         return _run_stages(b, args.start, args.only)
     except BuildError as exc:

@@ -23,6 +23,7 @@ class Build:
     version: str
     epoch: int  # SOURCE_DATE_EPOCH: the last commit's time, so two builds of one commit agree
     compression: str = "xz"  # of the root's squashfs: xz is smallest; gzip builds in a fifth of the time
+    security: str | None = None  # the mirror of Debian's security updates (bookworm-security)
 
     @property
     def rootfs(self) -> Path:
@@ -31,6 +32,18 @@ class Build:
     @property
     def work(self) -> Path:
         return self.out / "work"
+
+    @property
+    def sources(self) -> list[str]:
+        """Debian 12 with its point-release updates and security fixes (a box built today has today's
+        fixes), and the suite of a board's newer kernel: mmdebstrap's mirror lines."""
+        components = "main non-free-firmware"
+        lines = [f"deb {self.mirror} {suite} {components}" for suite in ("bookworm", "bookworm-updates")]
+        if self.security:
+            lines.append(f"deb {self.security} bookworm-security {components}")
+        if self.board.kernel_suite != "bookworm":
+            lines.append(f"deb {self.mirror} {self.board.kernel_suite} main")
+        return lines
 
     @property
     def env(self) -> dict[str, str]:

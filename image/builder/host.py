@@ -33,8 +33,11 @@ TOOLS = {
 # Files the boards need on the host, and their packages.
 BOARD_FILES = {
     "amd64": {"/usr/lib/grub/x86_64-efi/linux.mod": "grub-efi-amd64-bin"},
-    "arm64": {"/proc/sys/fs/binfmt_misc/qemu-aarch64": "qemu-user-static binfmt-support"},
+    "arm64": {"/usr/libexec/qemu-binfmt/aarch64-binfmt-P": "qemu-user-static binfmt-support"},
 }
+# Another architecture's programs run in its rootfs through qemu-user, registered with binfmt_misc.
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+BINFMT_HANDLER = {"arm64": "qemu-aarch64"}
 
 
 class BuildError(RuntimeError):
@@ -51,25 +54,59 @@ def preflight(board: Board) -> None:
         raise BuildError(
             f"missing host tools; install them with: apt-get install {' '.join(sorted(missing))}"
         )
+    if board.arch in BINFMT_HANDLER:
+        _enable_binfmt(BINFMT_HANDLER[board.arch])
+
+
+def _enable_binfmt(handler: str) -> None:
+    """Register qemu-user for the board's programs (a container may start without binfmt_misc mounted)."""
+    if not (BINFMT / "register").exists():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", BINFMT], capture_output=True)
+    if not (BINFMT / handler).exists():
+        env = {**os.environ, "PATH": _path()}
+        subprocess.run(["update-binfmts", "--enable", handler], capture_output=True, env=env)
+    if not (BINFMT / handler).exists():
+        raise BuildError(
+            f"{BINFMT / handler}: not registered, so the board's programs cannot run here; "
+            f"mount binfmt_misc ({BINFMT}) and run: update-binfmts --enable {handler}"
+        )
 
 
 def _path() -> str:
     return os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
 
 
-def debian_mirror() -> str:
-    """The Debian mirror this host's apt uses (the build takes packages from where the host does)."""
-    sources = [*Path("/etc/apt/sources.list.d").glob("*.sources"), Path("/etc/apt/sources.list")]
-    for path in sources:
+def _apt_sources() -> list[tuple[str, list[str]]]:
+    """(URI, suites) of every Debian source this host's apt uses, in both of apt's formats."""
+    found: list[tuple[str, list[str]]] = []
+    for path in [*sorted(Path("/etc/apt/sources.list.d").glob("*.sources")), Path("/etc/apt/sources.list")]:
         if not path.is_file():
             continue
         text = path.read_text()
-        uris: list[str] = re.findall(r"^URIs:\s*(\S+)", text, re.M)
-        uris += re.findall(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)", text, re.M)
-        for uri in uris:
-            if not uri.rstrip("/").endswith("-security") and "debian" in uri:
-                return uri
+        for stanza in re.split(r"\n\s*\n", text):
+            uris = re.findall(r"^URIs:\s*(.+)$", stanza, re.M)
+            suites = re.findall(r"^Suites:\s*(.+)$", stanza, re.M)
+            if uris and suites:
+                found += [(uri, suites[0].split()) for uri in uris[0].split()]
+        for uri, suite in re.findall(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+(\S+)", text, re.M):
+            found.append((uri, [suite]))
+    return [(uri, suites) for uri, suites in found if "debian" in uri]
+
+
+def debian_mirror() -> str:
+    """The Debian mirror this host's apt uses (the build takes packages from where the host does)."""
+    for uri, _ in _apt_sources():
+        if not uri.rstrip("/").endswith("-security"):
+            return uri
     raise BuildError("no Debian mirror in /etc/apt/sources.list{,.d}: pass --mirror URL")
+
+
+def security_mirror() -> str | None:
+    """Where this host's apt takes Debian's security updates from, if it does."""
+    for uri, suites in _apt_sources():
+        if any(suite.endswith("-security") for suite in suites):
+            return uri
+    return None
 
 
 def run(

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import IO
 
-from builder import boards
+from builder import boards, rpi
 from builder.context import IMAGE_DIR, Build
 from builder.host import run
 
@@ -26,6 +26,7 @@ ENABLED = [
     "systemd-timesyncd.service",
     "ssh.service",
 ]
+PARTLABEL = "/dev/disk/by-partlabel"
 # Placeholders in overlay files, filled per build.
 TEMPLATED = ["usr/lib/appliance/layout"]
 
@@ -38,23 +39,28 @@ def build_rootfs(b: Build, log: IO[str]) -> None:
         for line in (OVERLAY / "etc/dpkg/dpkg.cfg.d/appliance").read_text().splitlines()
         if line and not line.startswith("#")
     ]
-    packages = ",".join([*boards.COMMON_PACKAGES, b.board.kernel, *b.board.packages])
+    kernel = b.board.kernel
+    if b.board.kernel_suite != "bookworm":
+        kernel = f"{kernel}/{b.board.kernel_suite}"
+    packages = ",".join([*boards.COMMON_PACKAGES, kernel, *b.board.packages])
     run(
         [
             "mmdebstrap",
             "--mode=root",
             "--variant=minbase",
             f"--architectures={b.board.arch}",
-            "--components=main,non-free-firmware",
             '--aptopt=APT::Install-Recommends "false"',
             *dpkg_options,
             f"--include={packages}",
             # initramfs hooks first: the kernel's package makes the initramfs as it installs
             f'--essential-hook=mkdir -p "$1/etc/initramfs-tools" && '
             f'cp -r {OVERLAY}/etc/initramfs-tools/. "$1/etc/initramfs-tools/"',
+            *_arm64_initramfs(b),
+            # raspi-firmware's kernel hook wants its folder (builder/rpi.py replaces what it writes)
+            '--essential-hook=mkdir -p "$1/boot/firmware"',
             "bookworm",
             b.rootfs,
-            b.mirror,
+            *b.sources,
         ],
         log,
         env=b.env,
@@ -62,10 +68,20 @@ def build_rootfs(b: Build, log: IO[str]) -> None:
     customize(b, log)
 
 
+def _arm64_initramfs(b: Build) -> list[str]:
+    """The ARM boards' initramfs takes a list of drivers (image/arm64/etc/initramfs-tools)."""
+    if b.board.arch != "arm64":
+        return []
+    return [f'--essential-hook=cp -r {IMAGE_DIR}/arm64/etc/initramfs-tools/. "$1/etc/initramfs-tools/"']
+
+
 def customize(b: Build, log: IO[str]) -> None:
     """Our files, users, the config template and units: all that makes Debian the appliance."""
     r = b.rootfs
     shutil.copytree(OVERLAY, r, dirs_exist_ok=True, symlinks=True)
+    if b.board.boot == "rpi":
+        rpi.customize_rootfs(b)
+    _write_fstab(b)
     for name in TEMPLATED:
         path = r / name
         text = path.read_text()
@@ -102,8 +118,8 @@ def customize(b: Build, log: IO[str]) -> None:
     (r / "usr/share/appliance").mkdir(parents=True, exist_ok=True)
     (r / "usr/share/appliance/appliance.toml").write_text(config)
     _replace_with_link(r / "etc/appliance", "/data/etc/appliance")
-    for mount in ("data", "boot/efi", "var/lib/appliance", "var/lib/appliance-update"):
-        (r / mount).mkdir(parents=True, exist_ok=True)
+    for mount in ("data", b.board.boot_mount, "var/lib/appliance", "var/lib/appliance-update"):
+        (r / mount.lstrip("/")).mkdir(parents=True, exist_ok=True)
     (r / "etc/hostname").write_text("appliance\n")
     (r / "etc/hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
     _replace_with_link(r / "etc/resolv.conf", "../run/systemd/resolve/stub-resolv.conf")
@@ -124,16 +140,21 @@ def _replace_with_link(path: Path, target: str) -> None:
     path.symlink_to(target)
 
 
+def _write_fstab(b: Build) -> None:
+    """The boot partition the user may write (the ESP, or the Pi's autoboot.txt partition) in fstab."""
+    fstab = b.rootfs / "etc/fstab"
+    label = "esp" if b.board.boot == "efi" else "config"
+    text = fstab.read_text().replace("@BOOT_PARTLABEL@", label)
+    fstab.write_text(text.replace("@BOOT_MOUNT@", b.board.boot_mount))
+
+
 def _write_rauc_config(b: Build) -> None:
     rauc = b.rootfs / "etc/rauc"
     rauc.mkdir(parents=True, exist_ok=True)
     shutil.copy2(b.keys / "ca.cert.pem", rauc / "keyring.pem")  # only the CA: signing keys stay off the box
-    bootloader = (
-        "bootloader=grub\ngrubenv=/boot/efi/EFI/BOOT/grubenv\n"
-        if b.board.boot == "efi"
-        else "bootloader=custom\n"
-    )
-    (rauc / "system.conf").write_text(
+    pi = b.board.boot == "rpi"
+    bootloader = "bootloader=custom\n" if pi else "bootloader=grub\ngrubenv=/boot/efi/EFI/BOOT/grubenv\n"
+    text = (
         "# RAUC: two root slots, A and B, on the partitions labelled rootfs_a and rootfs_b (docs/image.md).\n"
         "[system]\n"
         f"compatible={b.board.compatible}\n"
@@ -142,6 +163,11 @@ def _write_rauc_config(b: Build) -> None:
         "mountprefix=/run/rauc\n"
         "bundle-formats=-plain\n\n"
         "[keyring]\npath=/etc/rauc/keyring.pem\n\n"
-        "[slot.rootfs.0]\ndevice=/dev/disk/by-partlabel/rootfs_a\ntype=raw\nbootname=A\n\n"
-        "[slot.rootfs.1]\ndevice=/dev/disk/by-partlabel/rootfs_b\ntype=raw\nbootname=B\n"
     )
+    if pi:
+        text += "[handlers]\nbootloader-custom-backend=/usr/lib/appliance/rauc-tryboot\n\n"
+    for i, slot in enumerate(("a", "b")):
+        text += f"[slot.rootfs.{i}]\ndevice={PARTLABEL}/rootfs_{slot}\ntype=raw\nbootname={slot.upper()}\n\n"
+        if pi:  # the slot's boot partition (kernel, device trees, cmdline.txt) goes with it
+            text += f"[slot.boot.{i}]\ndevice={PARTLABEL}/boot_{slot}\ntype=vfat\nparent=rootfs.{i}\n\n"
+    (rauc / "system.conf").write_text(text.rstrip("\n") + "\n")

@@ -88,10 +88,16 @@ def build_runtime(b: Build, log: IO[str]) -> None:
     shutil.copytree(REPO / "docs", docs)
 
 
+# Left out of the image: RPi.GPIO needs the Raspberry Pi kernel's /dev/gpiomem (Debian's kernel has none,
+# and it knows no Pi 5), and has no binary wheel for aarch64. The image drives GPIO through libgpiod.
+LEFT_OUT = ("rpi.gpio",)
+
+
 def runtime_requirements() -> list[str]:
     """pyproject.toml's dependencies and the `device` extra (GPIO through libgpiod)."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    return [*project["dependencies"], *project["optional-dependencies"]["device"]]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["device"]]
+    return [r for r in wanted if not r.lower().startswith(LEFT_OUT)]
 
 
 def app_source(version: str, src: Path) -> None:

@@ -3,6 +3,7 @@ that image booted in QEMU with the bench's Modbus device on the host."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -150,7 +151,16 @@ class Box:
 def box(built_image: BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     """The image on a 3 GB disk, booted, with an SSH key and a config dropped on its boot partition and
     the bench's Modbus device on the host."""
-    folder = tmp_path_factory.mktemp("vm")
+    with boot_box(built_image, tmp_path_factory.mktemp("vm")) as booted:
+        yield booted
+
+
+@contextlib.contextmanager
+def boot_box(
+    image: BuiltImage, folder: Path, arch: str = "x86_64", timeout: float = BOOT_TIMEOUT_S
+) -> Iterator[Box]:
+    """`image` booted in QEMU from a copy on a 3 GB disk, with the bench's Modbus device on the host;
+    the VM and the bench are stopped on the way out."""
     key = folder / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
     sim_port = free_port()
@@ -173,14 +183,14 @@ def box(built_image: BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> It
         "authorized_keys": key.with_suffix(".pub").read_bytes(),
         "appliance.toml": vm_config("vm-box").encode(),
     }
-    prepare_disk(built_image.disk, disk, drop=drop)
-    vm = Vm(disk, folder, {22: free_port(), 8443: free_port()}, {GUEST_MODBUS_PORT: sim_port})
+    prepare_disk(image.disk, disk, drop=drop)
+    vm = Vm(disk, folder, {22: free_port(), 8443: free_port()}, {GUEST_MODBUS_PORT: sim_port}, arch=arch)
     try:
         t0 = time.monotonic()
         vm.start()
-        credential = vm.wait_console(r"admin credential of this box \(user admin\): (\S+)", BOOT_TIMEOUT_S)[1]
-        vm.wait_api("/api/v1/status", credential, BOOT_TIMEOUT_S)
-        yield Box(vm, key, credential, built_image, time.monotonic() - t0)
+        credential = vm.wait_console(r"admin credential of this box \(user admin\): (\S+)", timeout)[1]
+        vm.wait_api("/api/v1/status", credential, timeout)
+        yield Box(vm, key, credential, image, time.monotonic() - t0)
     finally:
         vm.kill()
         sim.terminate()
