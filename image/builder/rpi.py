@@ -17,7 +17,7 @@ from builder.context import IMAGE_DIR, Build
 from builder.host import BuildError
 from builder.kmod import build_tryboot_module, kernel_version
 
-SLOTS = {"A": (2, boards.SLOT_A_GUID), "B": (3, boards.SLOT_B_GUID)}
+SLOTS = {"A": boards.SLOT_A_GUID, "B": boards.SLOT_B_GUID}  # boot partitions 2 and 3
 # The firmware files each Pi needs on its boot partition (a Pi 5 keeps its firmware in its EEPROM).
 FIRMWARE = {"rpi4": ("start4*.elf", "fixup4*.dat"), "rpi5": ()}
 FIRMWARE_DIR = "usr/lib/raspi-firmware"
@@ -43,9 +43,8 @@ disable_splash=1
 
 def cmdline(b: Build, slot: str) -> str:
     """The kernel's command line of one slot: its root partition and the slot's name for RAUC."""
-    _, guid = SLOTS[slot]
     return (
-        f"root=PARTUUID={guid} rootfstype=squashfs ro rootwait quiet panic=10 "
+        f"root=PARTUUID={SLOTS[slot]} rootfstype=squashfs ro rootwait quiet panic=10 "
         f"console=tty1 console={b.board.console},115200 rauc.slot={slot}\n"
     )
 
@@ -85,9 +84,7 @@ def _copy_boot_files(b: Build, version: str, boot: Path) -> None:
             raise BuildError(f"{r / FIRMWARE_DIR}: no {pattern} (is raspi-firmware installed?)")
         for path in found:
             shutil.copy2(path, boot / path.name)
-    licence = r / FIRMWARE_DIR / "LICENCE.broadcom"
-    if licence.exists():
-        shutil.copy2(licence, boot / licence.name)
+    # the firmware's licence travels in the root (/usr/share/doc/raspi-firmware/copyright)
     shutil.copy2(r / f"boot/vmlinuz-{version}", boot / "vmlinuz")
     shutil.copy2(r / f"boot/initrd.img-{version}", boot / "initrd.img")
     trees = r / f"usr/lib/linux-image-{version}"
