@@ -41,21 +41,10 @@ class Partition:
 
 
 @dataclass(frozen=True)
-class Board:
-    name: str
-    out: Path
+class Board(BuiltImage):
+    """One board's build, read without mounting anything."""
 
-    @property
-    def report(self) -> dict[str, object]:
-        return dict(json.loads((self.out / "manifest/build.json").read_text()))
-
-    @property
-    def disk(self) -> Path:
-        return self.out / str(self.report["image"])
-
-    @property
-    def squashfs(self) -> Path:
-        return self.out / "work/rootfs.squashfs"
+    name: str = ""
 
     def partitions(self) -> list[Partition]:
         table = json.loads(_run("sfdisk", "--json", self.disk))["partitiontable"]
@@ -93,18 +82,18 @@ class Board:
 
     def root_file(self, path: str, into: Path) -> Path:
         """A file from the root slot's squashfs (what the box runs), links followed inside it."""
-        _run("unsquashfs", "-no-progress", "-f", "-d", into, self.squashfs, path)
+        _run("unsquashfs", "-no-progress", "-f", "-d", into, self.root_squashfs, path)
         found = into / path.lstrip("/")
         while found.is_symlink():
             target = os.readlink(found)
             inside = target if target.startswith("/") else str(Path(path).parent / target)
             path = os.path.normpath(inside)
-            _run("unsquashfs", "-no-progress", "-f", "-d", into, self.squashfs, path)
+            _run("unsquashfs", "-no-progress", "-f", "-d", into, self.root_squashfs, path)
             found = into / path.lstrip("/")
         return found
 
     def root_listing(self) -> list[str]:
-        return _run("unsquashfs", "-l", "-d", "", self.squashfs).splitlines()
+        return _run("unsquashfs", "-l", "-d", "", self.root_squashfs).splitlines()
 
 
 def _run(*cmd: object) -> str:
@@ -134,7 +123,7 @@ def board(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             timeout=3600,
         )
         assert done.returncode == 0, f"image/build failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return Board(name, out)
+    return Board(out, name)
 
 
 def _guids() -> dict[str, str]:
@@ -247,7 +236,7 @@ def test_the_runtime_is_built_for_aarch64(board: Board, tmp_path: Path) -> None:
 
 
 def test_the_bundle_carries_what_the_board_updates(board: Board) -> None:
-    bundle = board.out / str(board.report["bundle"])
+    bundle = board.bundle
     info = json.loads(
         _run("rauc", "info", "--output-format=json", "--keyring", board.out / "keys/ca.cert.pem", bundle)
     )
@@ -269,7 +258,7 @@ def test_generic_arm64_boots_in_qemu_and_polls_the_bench(board: Board, tmp_path:
     architecture): first boot, status API, the bench's device polled, the slot committed."""
     if board.name != "generic-arm64":
         pytest.skip("generic-arm64 only (the Pi boards need their firmware)")
-    with boot_box(BuiltImage(board.out), tmp_path, arch="aarch64", timeout=ARM64_BOOT_TIMEOUT_S) as box:
+    with boot_box(board, tmp_path, arch="aarch64", timeout=ARM64_BOOT_TIMEOUT_S) as box:
         print(f"\ngeneric-arm64: boot to the first status answer {box.first_status_s:.0f} s (emulated)")
         assert box.ssh("uname -m").strip() == "aarch64"
         assert box.ssh("findmnt -no FSTYPE,OPTIONS /").split()[0] == "squashfs"
