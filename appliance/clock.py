@@ -13,10 +13,10 @@ import datetime
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from appliance.records import Event, Severity
 from appliance.service import Service
+from appliance.status.service import ClockStatus, ClockStep
 
 log = logging.getLogger(__name__)
 
@@ -84,5 +84,6 @@ class ClockWatch(Service):
         self.record([event])
         return event
 
-    def details(self) -> dict[str, Any]:
-        return {"steps": self.steps, "last_step": self.last_step}
+    def status(self) -> ClockStatus:
+        step = ClockStep(**self.last_step) if self.last_step is not None else None
+        return ClockStatus(**self.basics(), steps=self.steps, last_step=step)

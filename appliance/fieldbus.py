@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 from appliance.config.models import (
     ApplianceConfig,
@@ -17,6 +16,7 @@ from appliance.config.models import (
 from appliance.poller import ModbusClient, ModbusPoller, ReadingSink
 from appliance.serial_sensor import SerialSensor
 from appliance.service import Service
+from appliance.status.field import BusStatus
 from drivers.modbus.rtu import LineSettings, ModbusRtuClient, RtuBus
 from drivers.modbus.tcp import ModbusTcpClient
 
@@ -35,8 +35,8 @@ class RtuBusService(Service):
     async def close(self) -> None:
         self.bus.stop()
 
-    def details(self) -> dict[str, Any]:
-        return self.bus.status()
+    def status(self) -> BusStatus:
+        return BusStatus(**self.basics(), **self.bus.status())
 
 
 def build_field(config: ApplianceConfig, sink: ReadingSink) -> list[Service]:

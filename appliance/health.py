@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 from appliance.insights import HealthInsights
 from appliance.service import Service
+from appliance.status.document import InsightStatus, Status
+from appliance.status.service import HealthStatus
 
 ASSESS_S = 1.0
 
@@ -17,16 +18,16 @@ ASSESS_S = 1.0
 class HealthWatch(Service):
     name = "health"
 
-    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, status: Callable[[], Status]) -> None:
         super().__init__()
         self.source = status
         self.insights = HealthInsights()
-        self.current: list[dict[str, Any]] = []  # the latest assessment, most severe first
+        self.current: list[InsightStatus] = []  # the latest assessment, most severe first
 
     async def run(self) -> None:
         while True:
             self.current = self.insights.assess(self.source(), time.time())
             await asyncio.sleep(ASSESS_S)
 
-    def details(self) -> dict[str, Any]:
-        return {"insights": len(self.current)}
+    def status(self) -> HealthStatus:
+        return HealthStatus(**self.basics(), insights=len(self.current))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 from appliance.service import Service
+from appliance.status.service import LoopStatus
 
 
 class LoopMonitor(Service):
@@ -38,5 +38,5 @@ class LoopMonitor(Service):
             window_max = max(window_max, self.lag_ms)
             self.max_lag_ms = max(previous_max, window_max)
 
-    def details(self) -> dict[str, Any]:
-        return {"lag_ms": round(self.lag_ms, 3), "max_lag_ms": round(self.max_lag_ms, 3)}
+    def status(self) -> LoopStatus:
+        return LoopStatus(**self.basics(), lag_ms=round(self.lag_ms, 3), max_lag_ms=round(self.max_lag_ms, 3))

@@ -19,6 +19,7 @@ from appliance.config.models import ModbusDeviceSettings
 from appliance.derived import DerivedChannels
 from appliance.records import Quality, Reading
 from appliance.service import Service
+from appliance.status.field import ModbusStatus
 from drivers.modbus.planner import MAX_REGISTERS_PER_READ, Block, CostModel, plan_reads
 from drivers.modbus.registers import DecodeError, Point, Table
 from drivers.modbus.tcp import FailureKind, ReadFailure
@@ -94,20 +95,21 @@ class ModbusPoller(Service):
         self._had_connection = False
         self.answered_ns = 0  # when the last poll's first answer came (CLOCK_MONOTONIC)
 
-    def details(self) -> dict[str, Any]:
-        return {
-            "endpoint": self.endpoint,
-            "requests_per_poll": len(self.blocks),
-            "max_gap": self.max_gap,
-            "max_gap_mode": "auto" if self.auto else "fixed",
-            "replans": self.replans,
-            "polls": self.polls,
-            "overruns": self.overruns,
-            "failures": dict(self.failures),
-            "connection_drops": self.connection_drops,
-            "last_failure": self.last_failure,
-            "last_poll_ms": round(self.last_poll_ms, 3),
-        }
+    def status(self) -> ModbusStatus:
+        return ModbusStatus(
+            **self.basics(),
+            endpoint=self.endpoint,
+            requests_per_poll=len(self.blocks),
+            max_gap=self.max_gap,
+            max_gap_mode="auto" if self.auto else "fixed",
+            replans=self.replans,
+            polls=self.polls,
+            overruns=self.overruns,
+            failures=dict(self.failures),
+            connection_drops=self.connection_drops,
+            last_failure=self.last_failure,
+            last_poll_ms=round(self.last_poll_ms, 3),
+        )
 
     async def run(self) -> None:
         s = self.settings

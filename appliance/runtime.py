@@ -26,6 +26,11 @@ from appliance.safety.protocol import Kind
 from appliance.safety.rules import SafetyRules
 from appliance.service import Service
 from appliance.snapshot import SensorSnapshot
+from appliance.status.document import DiskStatus, RuntimeInfo, Status
+from appliance.status.hal import HalStatus
+from appliance.status.qc import QcStatus
+from appliance.status.safety import EstopStatus
+from appliance.status.sync import SyncDisabled, SyncStatus
 from appliance.store import Store
 from appliance.update.upload import UpdateArea
 from appliance.web import WebServer
@@ -180,32 +185,32 @@ class Runtime:
         assert self.hardware is not None, "hardware is detected before any service starts"
         return self.hardware.plan
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "device": self.config.device.id,
-            "time": time.time(),  # the box's clock, so a page can tell how old a reading is
-            "uptime_s": round(time.monotonic() - self.started, 3),
-            "sensors": self.snapshot.sensors(),
-            "services": {s.name: s.status() for s in self.services},
-            "hal": hal_status(self.hardware) if self.hardware else None,
-            "qc": self.qc.details() if self.qc is not None and self.qc.running else None,
-            "estop": self._estop(),
-            "sync": self._sync(),
-            "disk": self._disk(),
-            "insights": self.health.current,
-            "runtime": {
-                "version": VERSION,
-                "pid": os.getpid(),
-                "loop_lag_ms": round(self.loop_monitor.lag_ms, 3),
-            },
-        }
+    def status(self) -> Status:
+        services = {s.name: s.status() for s in self.services}
+        qc, sync = services.get("qc"), services.get("sync")
+        return Status(
+            device=self.config.device.id,
+            time=time.time(),
+            uptime_s=round(time.monotonic() - self.started, 3),
+            sensors=self.snapshot.sensors(),
+            services=services,
+            hal=HalStatus.model_validate(hal_status(self.hardware)) if self.hardware else None,
+            qc=qc if isinstance(qc, QcStatus) and qc.running else None,
+            estop=self._estop(),
+            sync=sync if isinstance(sync, SyncStatus) else SyncDisabled(),
+            disk=self._disk(),
+            insights=self.health.current,
+            runtime=RuntimeInfo(
+                version=VERSION, pid=os.getpid(), loop_lag_ms=round(self.loop_monitor.lag_ms, 3)
+            ),
+        )
 
-    async def manual_trip(self, who: str, reason: str) -> dict[str, Any]:
+    async def manual_trip(self, who: str, reason: str) -> EstopStatus | None:
         assert self.safety is not None
         await self.safety.request(Kind.TRIP, f"manual trip by {who}" + (f": {reason}" if reason else ""))
-        return self._estop() or {}
+        return self._estop()
 
-    async def manual_reset(self, who: str) -> tuple[bool, str, dict[str, Any]]:
+    async def manual_reset(self, who: str) -> tuple[bool, str, EstopStatus | None]:
         assert self.safety is not None
         answer = await self.safety.request(Kind.RESET, who)
         accepted, message = bool(answer.get("accepted")), str(answer.get("message", ""))
@@ -221,30 +226,24 @@ class Runtime:
                     )
                 ]
             )
-        return accepted, message, self._estop() or {}
+        return accepted, message, self._estop()
 
-    def _disk(self) -> dict[str, Any] | None:
+    def _disk(self) -> DiskStatus | None:
         """The data directory's file system: what the store, evidence and logs share."""
         try:
             usage = shutil.disk_usage(self.data_dir)
         except OSError:
             return None
-        return {
-            "path": str(self.data_dir),
-            "total_mb": round(usage.total / 1e6, 1),
-            "free_mb": round(usage.free / 1e6, 1),
-        }
+        return DiskStatus(
+            path=str(self.data_dir),
+            total_mb=round(usage.total / 1e6, 1),
+            free_mb=round(usage.free / 1e6, 1),
+        )
 
-    def _sync(self) -> dict[str, Any]:
-        """The status API's `sync` section; without a [sync] section everything stays in the store."""
-        if self.sync is None:
-            return {"tier": "disabled", "backlog": None, "last_ok": None}
-        return self.sync.details()
-
-    def _estop(self) -> dict[str, Any] | None:
+    def _estop(self) -> EstopStatus | None:
         if self.safety is None or self.rules is None:
             return None
-        return {**self.safety.section(), "rules": self.rules.status()}
+        return self.safety.estop(self.rules.status())
 
     async def start(self) -> None:
         self.hardware = await asyncio.to_thread(detect, self.config.hal.root)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from appliance.config.models import SerialAsciiDeviceSettings, SerialBinaryDeviceSettings
 from appliance.poller import ReadingSink
 from appliance.records import Quality, Reading
 from appliance.service import Service
+from appliance.status.field import SerialStatus
 from drivers.serial import (
     AsciiField,
     AsciiFramer,
@@ -85,11 +85,16 @@ class SerialSensor(Service):
             await asyncio.sleep(min(self.settings.stale_after_s / 4, 1.0))
             self._mark_stale(time.monotonic())
 
-    def details(self) -> dict[str, Any]:
+    def status(self) -> SerialStatus:
         line = self.line.status()
-        return {
-            k: line[k] for k in ("state", "frames_ok", "errors", "reconnects", "last_error") if k in line
-        } | {"stale": sorted(self.stale)}
+        return SerialStatus(
+            **{**self.basics(), "last_error": line["last_error"]},  # the line's, as it reconnects itself
+            state=line["state"],
+            frames_ok=line["frames_ok"],
+            errors=line["errors"],
+            reconnects=line["reconnects"],
+            stale=sorted(self.stale),
+        )
 
     def _from_reader_thread(self, record: Record) -> None:
         if self._loop is not None:

@@ -7,6 +7,8 @@ import logging
 import time
 from typing import Any
 
+from appliance.status.service import ServiceStatus
+
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,7 @@ class Service:
 
     Subclasses override `open()`/`close()` for resources held while started and `run()` for their
     main loop. A `run()` that raises is logged, counted and restarted with exponential backoff; it
-    never takes the process down. `status()` is what the status page and /metrics show.
+    never takes the process down. `status()` is its typed section of the status document.
     """
 
     name: str = "service"
@@ -57,10 +59,6 @@ class Service:
     async def close(self) -> None:
         """Release what open() acquired; must not raise."""
 
-    def details(self) -> dict[str, Any]:
-        """Service-specific status fields."""
-        return {}
-
     async def start(self) -> None:
         await self.open()
         self._active = True
@@ -83,13 +81,14 @@ class Service:
         """Started and not yet stopped (a service without a loop is running while it is open)."""
         return self._active
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "running": self.running,
-            "restarts": self.restarts,
-            "last_error": self.last_error,
-            **self.details(),
-        }
+    def status(self) -> ServiceStatus:
+        """This service's section of the status document; a kind with figures of its own returns its own
+        model (appliance/status), built on `basics()`."""
+        return ServiceStatus(**self.basics())
+
+    def basics(self) -> dict[str, Any]:
+        """What every service reports: running, restarts, the last error."""
+        return {"running": self.running, "restarts": self.restarts, "last_error": self.last_error}
 
     async def _supervise(self) -> None:
         delay = self.backoff_initial_s

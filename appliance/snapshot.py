@@ -7,9 +7,9 @@ import collections
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from appliance.records import Reading
+from appliance.status.document import SensorStatus
 
 SAMPLE_S = 2.0  # the history keeps one value per channel this often
 HISTORY_S = 600.0  # ... for this long
@@ -47,17 +47,17 @@ class SensorSnapshot:
         """DEVICE.CHANNEL -> [(ts, value), ...], oldest first, for the last HISTORY_S seconds."""
         return {f"{device}.{channel}": list(ring) for (device, channel), ring in self._history.items()}
 
-    def sensors(self) -> list[dict[str, Any]]:
+    def sensors(self) -> list[SensorStatus]:
         return [
-            {
-                "id": r.sensor_id,
-                "device": r.device,
-                "channel": r.channel,
+            SensorStatus(
+                id=r.sensor_id,
+                device=r.device,
+                channel=r.channel,
                 # JSON has no NaN or infinity: such a value (a float register's garbage) shows as null
-                "value": None if isinstance(r.value, float) and not math.isfinite(r.value) else r.value,
-                "unit": r.unit,
-                "ts": r.ts,
-                "quality": str(r.quality),
-            }
+                value=None if isinstance(r.value, float) and not math.isfinite(r.value) else r.value,
+                unit=r.unit,
+                ts=r.ts,
+                quality=r.quality,
+            )
             for r in self._latest.values()
         ]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
 
 from appliance import child
 from appliance.service import Service
+from appliance.status.service import WorldStatus
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,10 @@ class BenchWorld(Service):
         if proc is not None:
             await child.stop(proc)
 
-    def details(self) -> dict[str, Any]:
-        return {"pid": self.proc.pid if self.proc else None, "parts": len(self.announced)}
+    def status(self) -> WorldStatus:
+        return WorldStatus(
+            **self.basics(), pid=self.proc.pid if self.proc else None, parts=len(self.announced)
+        )
 
     async def _spawn(self) -> None:
         args = ("bench", "sim", "--config", str(self.config_path))

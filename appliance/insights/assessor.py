@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from appliance.insights.kinds import SEVERITY_ORDER
 from appliance.insights.memory import BacklogHistory, Check, Memory, Rule
 from appliance.insights.rules_field import FIELD_RULES
 from appliance.insights.rules_plant import PLANT_RULES
+from appliance.status.document import InsightStatus, Status
 
 RULES: tuple[Rule, ...] = FIELD_RULES + PLANT_RULES
 
@@ -20,7 +18,7 @@ class HealthInsights:
         self._memory = Memory()
         self._backlog = BacklogHistory()
 
-    def assess(self, status: Mapping[str, Any], now: float) -> list[dict[str, Any]]:
+    def assess(self, status: Status, now: float) -> list[InsightStatus]:
         """The insights of one status document at wall-clock time `now`, most severe first.
 
         Conditions that must last a while (a service down, a line lost, records waiting) and counters that
@@ -30,7 +28,7 @@ class HealthInsights:
         found = [insight for rule in RULES for insight in rule(check)]
         self._memory.sweep()
         found.sort(key=lambda i: (SEVERITY_ORDER[i.severity], i.since, i.id))
-        return [insight.to_dict() for insight in found]
+        return [InsightStatus(**insight.to_dict()) for insight in found]
 
     def remembered(self) -> int:
         """How many conditions, counters and backlog samples are kept (bounded by the latest status)."""

@@ -1,12 +1,12 @@
-"""The status's figures read (any may be missing, null or of another type) and said as a person reads them."""
+"""The status's figures read and said as a person reads them."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 from appliance.insights.memory import Check
+from appliance.status.service import ServiceStatus
 
 
 def number(value: object) -> float | None:
@@ -15,23 +15,15 @@ def number(value: object) -> float | None:
     return float(value)
 
 
-def total(counts: object) -> float | None:
-    """The sum of a dict of counters, or a single counter."""
-    if isinstance(counts, Mapping):
-        return sum(n for n in map(number, counts.values()) if n is not None)
-    return number(counts)
-
-
 def text(value: object) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
-def services(check: Check) -> Iterator[tuple[str, str, str, Mapping[str, Any]]]:
+def services(check: Check) -> Iterator[tuple[str, str, str, ServiceStatus]]:
     """(name, kind, device, status) of each service: `modbus:press-1` is kind modbus, device press-1."""
-    for name, service in check.section("services").items():
-        if isinstance(service, Mapping):
-            kind, _, device = str(name).partition(":")
-            yield str(name), kind, device, service
+    for name, service in check.status.services.items():
+        kind, _, device = name.partition(":")
+        yield name, kind, device, service
 
 
 # Saying figures as a person reads them.

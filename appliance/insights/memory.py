@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from appliance.insights.kinds import BACKLOG_GROWTH_S, BACKLOG_SAMPLE_S, COUNTER_HOLD_S, KINDS, Insight, Topic
 from appliance.records import Severity
+from appliance.status.document import Status
 
 
 @dataclass(slots=True)
@@ -94,17 +94,10 @@ class BacklogHistory:
 class Check:
     """One assessment: the status, the time, and what the rules remember."""
 
-    status: Mapping[str, Any]
+    status: Status
     now: float
     memory: Memory
     backlog: BacklogHistory
-
-    def section(self, *path: str) -> Mapping[str, Any]:
-        """A nested section of the status; empty when missing, null or not an object."""
-        found: object = self.status
-        for key in path:
-            found = found.get(key) if isinstance(found, Mapping) else None
-        return found if isinstance(found, Mapping) else {}
 
     def since(self, key: str, began: float | None = None) -> float:
         """When a condition that holds now was first seen (or `began`, if earlier)."""

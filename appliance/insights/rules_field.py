@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
-from appliance.insights.figures import count, duration, figure, last, number, services, text, total, window
+from appliance.insights.figures import count, duration, figure, last, number, services, text, window
 from appliance.insights.kinds import (
     CAMERA_DOWN_S,
     CRITICAL_SERVICES,
@@ -19,6 +18,7 @@ from appliance.insights.kinds import (
 )
 from appliance.insights.memory import Check, Rule
 from appliance.records import Severity
+from appliance.status.field import BusStatus, ModbusStatus, SerialStatus
 
 _C, _W = Severity.CRITICAL, Severity.WARNING
 
@@ -26,16 +26,13 @@ _C, _W = Severity.CRITICAL, Severity.WARNING
 def sensors_silent(check: Check) -> Iterator[Insight]:
     """Channels stale or in error for SENSOR_BAD_S, one insight per device and quality."""
     groups: dict[tuple[str, str], list[tuple[str, float]]] = {}
-    sensors = check.status.get("sensors")
-    for sensor in sensors if isinstance(sensors, list) else []:
-        if not isinstance(sensor, Mapping) or (quality := sensor.get("quality")) not in ("stale", "error"):
+    for sensor in check.status.sensors:
+        if sensor.quality not in ("stale", "error"):
             continue
-        sensor_id = str(sensor.get("id") or f"{sensor.get('device')}.{sensor.get('channel')}")
         # a stale mark carries the time it was made; an error reading is fresh each poll, so memory counts
-        since = check.since(f"sensor:{sensor_id}", number(sensor.get("ts")))
+        since = check.since(f"sensor:{sensor.id}", number(sensor.ts))
         if check.now - since >= SENSOR_BAD_S:
-            device = str(sensor.get("device") or sensor_id)
-            groups.setdefault((str(quality), device), []).append((sensor_id, since))
+            groups.setdefault((sensor.quality, sensor.device or sensor.id), []).append((sensor.id, since))
     for (quality, device), bad in groups.items():
         since = min(t for _, t in bad)
         verb = "been stale (no fresh value)" if quality == "stale" else "failed to read"
@@ -51,27 +48,33 @@ def sensors_silent(check: Check) -> Iterator[Insight]:
 
 def drivers_failing(check: Check) -> Iterator[Insight]:
     """Modbus failures and overruns, serial frame errors and RS-485 garbage rising since earlier calls."""
-    for name, kind, device, service in services(check):
-        if kind == "modbus":
+    for name, _, device, service in services(check):
+        if isinstance(service, ModbusStatus):
             yield from _modbus_failing(check, device, service)
-        elif kind == "serial":
+        elif isinstance(service, SerialStatus):
             yield from _serial_failing(check, device, service)
-        elif kind == "bus" and (risen := check.rise(f"{name}/garbage", number(service.get("garbage_bytes")))):
+        elif isinstance(service, BusStatus) and (
+            risen := check.rise(f"{name}/garbage", service.garbage_bytes)
+        ):
             garbage = count(risen[0], "byte")
             message = f"RS-485 line {device} received {garbage} of garbage in {window(check.now - risen[1])}."
             yield check.say("bus-garbage", device, message, began=risen[1])
 
 
-def _modbus_failing(check: Check, device: str, service: Mapping[str, Any]) -> Iterator[Insight]:
-    if risen := check.rise(f"modbus:{device}/failures", total(service.get("failures"))):
-        endpoint = f" ({e})" if (e := text(service.get("endpoint"))) else ""
+def _garbage(check: Check, name: str, bus: BusStatus) -> tuple[float, float] | None:
+    return check.rise(f"{name}/garbage", bus.garbage_bytes)
+
+
+def _modbus_failing(check: Check, device: str, service: ModbusStatus) -> Iterator[Insight]:
+    if risen := check.rise(f"modbus:{device}/failures", sum(service.failures.values())):
+        endpoint = f" ({e})" if (e := text(service.endpoint)) else ""
         message = (
             f"Modbus device {device}{endpoint} had {count(risen[0], 'failed request')} in "
-            f"{window(check.now - risen[1])}{last(service.get('last_failure'), 'the last')}."
+            f"{window(check.now - risen[1])}{last(service.last_failure, 'the last')}."
         )
         yield check.say("driver-failures", device, message, began=risen[1])
-    if risen := check.rise(f"modbus:{device}/overruns", number(service.get("overruns"))):
-        took = f" (the last poll took {figure(n)} ms)" if (n := number(service.get("last_poll_ms"))) else ""
+    if risen := check.rise(f"modbus:{device}/overruns", service.overruns):
+        took = f" (the last poll took {figure(n)} ms)" if (n := service.last_poll_ms) else ""
         message = (
             f"Modbus device {device} overran its poll interval {count(risen[0], 'time')} in "
             f"{window(check.now - risen[1])}{took}."
@@ -79,20 +82,18 @@ def _modbus_failing(check: Check, device: str, service: Mapping[str, Any]) -> It
         yield check.say("driver-overruns", device, message, began=risen[1])
 
 
-def _serial_failing(check: Check, device: str, service: Mapping[str, Any]) -> Iterator[Insight]:
-    state = text(service.get("state"))
-    down = state not in (None, "open") and service.get("running") is not False
+def _serial_failing(check: Check, device: str, service: SerialStatus) -> Iterator[Insight]:
+    state = text(service.state)
+    down = state not in (None, "open") and service.running
     if down and check.now - (since := check.since(f"serial-down:{device}")) >= SERIAL_DOWN_S:
-        reconnects = count(number(service.get("reconnects")) or 0, "reconnect")
+        reconnects = count(service.reconnects, "reconnect")
         message = (
             f"Serial sensor {device} has not been connected for {duration(check.now - since)} (state "
-            f"{state}, {reconnects}){last(service.get('last_error'))}."
+            f"{state}, {reconnects}){last(service.last_error)}."
         )
         yield check.say("serial-down", device, message, began=since)
-    errors = service.get("errors")
-    if risen := check.rise(f"serial:{device}/errors", total(errors)):
-        counts = errors.items() if isinstance(errors, Mapping) else []
-        kinds = ", ".join(f"{kind} {figure(n)}" for kind, n in counts if number(n))
+    if risen := check.rise(f"serial:{device}/errors", sum(service.errors.values())):
+        kinds = ", ".join(f"{kind} {figure(n)}" for kind, n in service.errors.items() if n)
         message = (
             f"Serial sensor {device} sent {count(risen[0], 'bad frame')} in "
             f"{window(check.now - risen[1])} (so far: {kinds})."
@@ -103,13 +104,15 @@ def _serial_failing(check: Check, device: str, service: Mapping[str, Any]) -> It
 def services_down(check: Check) -> Iterator[Insight]:
     """Services not running, or restarted since earlier calls."""
     for name, kind, _, service in services(check):
-        topic, error = SERVICE_TOPICS.get(kind, Topic.RUNTIME), last(service.get("last_error"))
-        down = service.get("running") is False
-        if down and check.now - (since := check.since(f"service-down:{name}")) >= SERVICE_DOWN_S:
+        topic, error = SERVICE_TOPICS.get(kind, Topic.RUNTIME), last(service.last_error)
+        if (
+            not service.running
+            and check.now - (since := check.since(f"service-down:{name}")) >= SERVICE_DOWN_S
+        ):
             message = f"Service {name} has not been running for {duration(check.now - since)}{error}."
             severity = _C if name in CRITICAL_SERVICES else _W
             yield check.say("service-down", name, message, began=since, severity=severity, topic=topic)
-        if risen := check.rise(f"{name}/restarts", number(service.get("restarts"))):
+        if risen := check.rise(f"{name}/restarts", service.restarts):
             restarts = count(risen[0], "time")
             message = f"Service {name} restarted {restarts} in {window(check.now - risen[1])}{error}."
             yield check.say("service-restarts", name, message, began=risen[1], topic=topic)
@@ -117,40 +120,37 @@ def services_down(check: Check) -> Iterator[Insight]:
 
 def qc_slow(check: Check) -> Iterator[Insight]:
     """QC's p99 latency over the configured budget."""
-    qc, latency = check.section("qc"), check.section("qc", "latency_ms")
-    p99 = number(latency.get("p99"))
-    budget = number(qc.get("latency_budget_ms")) or DEFAULT_LATENCY_BUDGET_MS
+    if (qc := check.status.qc) is None:
+        return
+    p99, budget = number(qc.latency_ms.p99), number(qc.latency_budget_ms) or DEFAULT_LATENCY_BUDGET_MS
     if p99 is not None and p99 > budget:
-        p50 = f" (p50 {figure(n)} ms)" if (n := number(latency.get("p50"))) is not None else ""
+        p50 = f" (p50 {figure(n)} ms)" if (n := number(qc.latency_ms.p50)) is not None else ""
         message = f"QC's p99 latency is {figure(p99)} ms{p50}, over its {figure(budget)} ms budget."
         yield check.say("qc-latency", "", message)
 
 
 def camera_down(check: Check) -> Iterator[Insight]:
     """The QC camera not streaming."""
-    camera = check.section("qc", "camera")
-    state = text(camera.get("state"))
-    if (
-        state not in (None, "streaming")
-        and check.now - (since := check.since("camera-down")) >= CAMERA_DOWN_S
-    ):
-        reopens = count(number(camera.get("reopens")) or 0, "reopen")
+    if (qc := check.status.qc) is None:
+        return
+    camera = qc.camera
+    if camera.state != "streaming" and check.now - (since := check.since("camera-down")) >= CAMERA_DOWN_S:
+        reopens = count(camera.reopens, "reopen")
         message = (
-            f"The QC camera has sent no frame for {duration(check.now - since)} (state {state}, {reopens})"
-            f"{last(camera.get('last_error'))}."
+            f"The QC camera has sent no frame for {duration(check.now - since)} (state {camera.state}, "
+            f"{reopens}){last(camera.last_error)}."
         )
         yield check.say("camera-down", "", message, began=since)
 
 
 def inference_fallen_back(check: Check) -> Iterator[Insight]:
     """QC inference on another backend than the plan's first, or an accelerator that dropped out lately."""
-    inference = check.section("qc", "inference")
-    active = text(inference.get("backend"))
-    fallbacks = number(inference.get("fallbacks")) or 0
-    recoveries = number(inference.get("recoveries")) or 0
-    backends = check.section("hal", "inference").get("backends")
-    first = backends[0] if isinstance(backends, list) and backends else None
-    planned = text(first.get("backend")) if isinstance(first, Mapping) else None
+    if (qc := check.status.qc) is None:
+        return
+    active = text(qc.inference.backend)
+    fallbacks, recoveries = qc.inference.fallbacks or 0, qc.inference.recoveries or 0
+    hal = check.status.hal
+    planned = hal.inference.backends[0].backend if hal is not None and hal.inference.backends else None
     risen = check.rise("inference/fallbacks", fallbacks)
     if (active and planned and active != planned) or fallbacks > recoveries:
         message = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from appliance.insights.figures import count, duration, figure, last, number, size, text, total, window
+from appliance.insights.figures import count, duration, figure, last, number, size, window
 from appliance.insights.kinds import (
     DISK_FREE_CRITICAL,
     DISK_FREE_WARNING,
@@ -17,6 +17,8 @@ from appliance.insights.kinds import (
 )
 from appliance.insights.memory import Check, Rule
 from appliance.records import Severity
+from appliance.status.store import StoreStatus
+from appliance.status.sync import SyncStatus
 from appliance.sync.tiers import DEFAULT_RULES, LinkTier
 
 _C, _W = Severity.CRITICAL, Severity.WARNING
@@ -24,39 +26,39 @@ _C, _W = Severity.CRITICAL, Severity.WARNING
 
 def sync_offline(check: Check) -> Iterator[Insight]:
     """No upstream connection for SYNC_OFFLINE_S."""
-    sync, upstream = check.section("sync"), check.section("sync", "upstream")
-    tier = sync.get("tier")
-    if tier in (None, "disabled") or (tier != "offline" and upstream.get("connected") is not False):
+    if not isinstance(sync := check.status.sync, SyncStatus):
+        return  # disabled
+    upstream = sync.upstream
+    if sync.tier != "offline" and (upstream is None or upstream.connected):
         return
     if check.now - (since := check.since("sync-offline")) >= SYNC_OFFLINE_S:
-        kind = f" ({k})" if (k := text(upstream.get("kind"))) else ""
-        waiting = count(total(sync.get("backlog")) or 0, "record")
+        kind = f" ({upstream.kind})" if upstream is not None and upstream.kind else ""
+        waiting = count(sum(sync.backlog.values()), "record")
+        error = last(upstream.last_error if upstream is not None else None)
         message = (
             f"The upstream{kind} has been unreachable for {duration(check.now - since)}; {waiting} wait on "
-            f"the box{last(upstream.get('last_error'))}."
+            f"the box{error}."
         )
         yield check.say("sync-offline", "", message, began=since)
 
 
 def sync_behind(check: Check) -> Iterator[Insight]:
     """Records waiting longer than SYNC_OLDEST_S, or the backlog of the classes the tier sends growing."""
-    tier_name = str(check.section("sync").get("tier"))
-    tier = LinkTier.__members__.get(tier_name.upper())
+    if not isinstance(sync := check.status.sync, SyncStatus):
+        return  # disabled
+    tier = LinkTier.__members__.get(sync.tier.upper())
     if tier is None or tier is LinkTier.OFFLINE:
-        return  # disabled, or offline (sync_offline says so)
+        return  # offline: sync_offline says so
     sent = [p.label for p in sorted(DEFAULT_RULES[tier].classes)]  # the default policy (docs/sync.md)
-    backlog = check.section("sync", "backlog")
-    for label, age in check.section("sync", "oldest_s").items():
+    for label, age in sync.oldest_s.items():
         if (waited := number(age)) is not None and waited > SYNC_OLDEST_S:
-            yield _waiting(
-                check, str(label), waited, number(backlog.get(label)) or 0, tier_name, label in sent
-            )
-    check.backlog.add(check.now, tier_name, int(sum(number(backlog.get(c)) or 0 for c in sent)))
+            yield _waiting(check, label, waited, sync.backlog.get(label, 0), sync.tier, label in sent)
+    check.backlog.add(check.now, sync.tier, sum(sync.backlog.get(c, 0) for c in sent))
     if growth := check.backlog.growth():
         then, now, since = growth
         message = (
             f"The sync backlog of {', '.join(sent)} records grew from {then} to {now} over "
-            f"{duration(check.now - since)} on the {tier_name} tier."
+            f"{duration(check.now - since)} on the {sync.tier} tier."
         )
         yield check.say("sync-backlog", "", message, began=since)
 
@@ -73,52 +75,53 @@ def _waiting(check: Check, label: str, waited: float, queued: float, tier: str, 
 
 def disk_full(check: Check) -> Iterator[Insight]:
     """The data file system nearly full."""
-    disk = check.section("disk")
-    total_mb, free_mb = number(disk.get("total_mb")), number(disk.get("free_mb"))
-    if total_mb and free_mb is not None and (free := free_mb / total_mb) < DISK_FREE_WARNING:
-        path = f" ({p})" if (p := text(disk.get("path"))) else ""
-        message = f"The data file system{path} has {size(free_mb)} free of {size(total_mb)} ({free:.1%})."
+    if (disk := check.status.disk) is None or not disk.total_mb:
+        return
+    if (free := disk.free_mb / disk.total_mb) < DISK_FREE_WARNING:
+        path = f" ({disk.path})" if disk.path else ""
+        message = (
+            f"The data file system{path} has {size(disk.free_mb)} free of {size(disk.total_mb)} ({free:.1%})."
+        )
         yield check.say("disk-full", "", message, severity=_C if free < DISK_FREE_CRITICAL else _W)
 
 
 def store_troubled(check: Check) -> Iterator[Insight]:
     """The store over its quota, dropping records or failing to commit."""
-    store = check.section("services", "store")
-    if store.get("over_quota") is True:
-        used, quota = number(store.get("used_mb")), number(store.get("quota_mb"))
-        figures = f" ({size(used)} of {size(quota)})" if used is not None and quota is not None else ""
+    if not isinstance(store := check.status.services.get("store"), StoreStatus):
+        return
+    if store.over_quota:
         yield check.say(
-            "store-over-quota", "", f"The store is over its quota{figures} with nothing left to evict."
+            "store-over-quota",
+            "",
+            f"The store is over its quota ({size(store.used_mb)} of {size(store.quota_mb)}) with nothing "
+            "left to evict.",
         )
-    if risen := check.rise("store/dropped", number(store.get("dropped"))):
+    if risen := check.rise("store/dropped", store.dropped):
         lost = count(risen[0], "record")
         message = f"The store dropped {lost} in {window(check.now - risen[1])}; they are lost."
         yield check.say("store-dropping", "", message, began=risen[1])
-    if risen := check.rise("store/commit_errors", number(store.get("commit_errors"))):
+    if risen := check.rise("store/commit_errors", store.commit_errors):
         failed = count(risen[0], "time")
         message = f"The store failed to commit {failed} in {window(check.now - risen[1])}"
-        yield check.say(
-            "store-commit-errors", "", f"{message}{last(store.get('last_error'))}.", began=risen[1]
-        )
+        yield check.say("store-commit-errors", "", f"{message}{last(store.last_error)}.", began=risen[1])
 
 
 def stop_output(check: Check) -> Iterator[Insight]:
     """The stop output de-energized: tripped, awaiting its first heartbeat, or cut off from its supervisor."""
-    estop = check.section("estop")
-    latch_file = (estop.get("supervisor") or {}).get("latch_file") or {}
-    if latch_file.get("error"):
-        message = (
-            f"The stop output's latch is held in memory only: the disk refused it ({latch_file['error']})."
-        )
-        yield check.say("estop-unrecorded", "", message)
-    if estop.get("state") != "tripped":
+    if (estop := check.status.estop) is None:
         return
-    phase, reason = estop.get("phase"), text(estop.get("reason")) or "no reason given"
-    if phase == "tripped":
-        since = check.since("estop-tripped", number(estop.get("since")))
+    latch_file = estop.supervisor.latch_file
+    if latch_file is not None and latch_file.error:
+        message = f"The stop output's latch is held in memory only: the disk refused it ({latch_file.error})."
+        yield check.say("estop-unrecorded", "", message)
+    if estop.state != "tripped":
+        return
+    reason = estop.reason or "no reason given"
+    if estop.phase == "tripped":
+        since = check.since("estop-tripped", estop.since)
         message = f"The stop output has been tripped for {duration(check.now - since)}: {reason}."
         yield check.say("estop-tripped", "", message, began=since)
-    elif phase != "starting":
+    elif estop.phase != "starting":
         yield check.say("estop-supervisor", "", f"The stop output is de-energized: {reason}.")
     elif check.now - (since := check.since("estop-starting")) >= ESTOP_STARTING_S:
         waited = duration(check.now - since)
@@ -128,8 +131,8 @@ def stop_output(check: Check) -> Iterator[Insight]:
 
 def loop_lagging(check: Check) -> Iterator[Insight]:
     """The runtime's event loop running late."""
-    lag = number(check.section("runtime").get("loop_lag_ms"))
-    if lag is not None and lag > LOOP_LAG_MS:
+    lag = check.status.runtime.loop_lag_ms
+    if lag > LOOP_LAG_MS:
         message = (
             f"The runtime's event loop is running {figure(lag)} ms late (over {figure(LOOP_LAG_MS)} ms)."
         )

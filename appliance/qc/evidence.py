@@ -9,11 +9,12 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from appliance.status.qc import EvidenceStatus
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,10 @@ class EvidenceStore:
             self.counts["dropped"] += 1
         return f"{name}.thumb.jpg"
 
-    def status(self) -> dict[str, Any]:
-        return {**self.counts, "bytes": self.bytes, "budget_bytes": self.budget, "files": len(self._files)}
+    def status(self) -> EvidenceStatus:
+        return EvidenceStatus(
+            **self.counts, bytes=self.bytes, budget_bytes=self.budget, files=len(self._files)
+        )
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:

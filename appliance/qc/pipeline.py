@@ -24,6 +24,7 @@ from appliance.qc.model import ModelError, QcModel, softmax
 from appliance.qc.policy import ClassRule, Decision, DecisionPolicy
 from appliance.records import Event, Severity
 from appliance.service import Service
+from appliance.status import qc as section
 from drivers.camera import CameraReader, Frame, FrameSource, SourceKind, open_source
 from hal.inference import InferenceEngine
 from hal.plan import InferencePlan
@@ -49,17 +50,12 @@ class LatencyHistogram:
         self.counts[bisect.bisect_left(self.bounds_ms, ms)] += 1
         self.sum_ms += ms
 
-    def snapshot(self) -> dict[str, Any]:
-        """Per-bucket counts (not cumulative): counts[i] is the frames above le_ms[i - 1] and at most
-        le_ms[i]; the last count, one more than le_ms has bounds, is the frames above the last bound.
-        `count` is the sum of the copied counts, so it always agrees with them."""
+    def status(self) -> section.LatencyHistogram:
+        """`count` is the sum of the copied counts, so it always agrees with them."""
         counts = list(self.counts)  # one copy while the inference thread keeps counting
-        return {
-            "le_ms": list(self.bounds_ms),
-            "counts": counts,
-            "sum_ms": round(self.sum_ms, 3),
-            "count": sum(counts),
-        }
+        return section.LatencyHistogram(
+            le_ms=list(self.bounds_ms), counts=counts, sum_ms=round(self.sum_ms, 3), count=sum(counts)
+        )
 
 
 class QcPipeline(Service):
@@ -118,7 +114,7 @@ class QcPipeline(Service):
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
         self.latency_histogram = LatencyHistogram()
         self.frame_times: collections.deque[float] = collections.deque(maxlen=200)
-        self.rejects: collections.deque[dict[str, Any]] = collections.deque(maxlen=12)
+        self.rejects: collections.deque[section.Reject] = collections.deque(maxlen=12)
         self.last_scores: np.ndarray | None = None
         self._watched = [(label, settings.labels.index(label)) for label in settings.policy]
         d = settings.detection
@@ -161,36 +157,37 @@ class QcPipeline(Service):
         if self.engine is not None:
             self.engine.close()
 
-    def details(self) -> dict[str, Any]:
+    def status(self) -> section.QcStatus:
         lat = np.array(self.latencies) if self.latencies else None
         times = list(self.frame_times)
         fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         engine = self.engine.status() if self.engine else {}
-        return {
-            "frames": self.frames,
-            "fps": round(fps, 2),
-            "defects": {label: self.defects.get(label, 0) for label in self.policy.rules},
-            "latency_ms": {
-                "p50": round(float(np.percentile(lat, 50)), 3) if lat is not None else None,
-                "p99": round(float(np.percentile(lat, 99)), 3) if lat is not None else None,
-            },
-            "latency_histogram": self.latency_histogram.snapshot(),
-            "latency_budget_ms": self.settings.latency_budget_ms,
-            "scores": self._shown_scores(),
-            "active": sorted(self.policy.active),
-            "detections": [
-                {"label": d.label, "score": round(d.score, 4), "box": [round(v, 4) for v in d.box]}
+        return section.QcStatus(
+            **self.basics(),
+            frames=self.frames,
+            fps=round(fps, 2),
+            defects={label: self.defects.get(label, 0) for label in self.policy.rules},
+            latency_ms=section.Percentiles(
+                p50=round(float(np.percentile(lat, 50)), 3) if lat is not None else None,
+                p99=round(float(np.percentile(lat, 99)), 3) if lat is not None else None,
+            ),
+            latency_histogram=self.latency_histogram.status(),
+            latency_budget_ms=self.settings.latency_budget_ms,
+            scores=self._shown_scores(),
+            active=sorted(self.policy.active),
+            detections=[
+                section.Detection(label=d.label, score=round(d.score, 4), box=[round(v, 4) for v in d.box])
                 for d in self.last_detections[:20]
             ],
-            "rejects": list(self.rejects)[::-1],
-            "camera": self.reader.status(),
-            "inference": {
-                "backend": engine.get("active"),
-                "fallbacks": engine.get("fallbacks"),
-                "recoveries": engine.get("recoveries"),
-            },
-            "evidence": self.evidence.status(),
-        }
+            rejects=list(self.rejects)[::-1],
+            camera=section.CameraStatus.model_validate(self.reader.status()),
+            inference=section.InferenceStatus(
+                backend=engine.get("active"),
+                fallbacks=engine.get("fallbacks"),
+                recoveries=engine.get("recoveries"),
+            ),
+            evidence=self.evidence.status(),
+        )
 
     def _shown_scores(self) -> dict[str, float]:
         """The latest frame's scores of the watched classes and the ten highest."""
@@ -275,7 +272,7 @@ class QcPipeline(Service):
                 name = evidence_name(decision.label, frame.index, frame.ts)
                 data["thumbnail"] = self.evidence.save(name, frame.image)
                 data["image"] = f"{name}.jpg"
-                self.rejects.append({"ts": frame.ts, **data, "severity": str(decision.severity)})
+                self.rejects.append(section.Reject(ts=frame.ts, **data, severity=decision.severity))
             events.append(
                 Event(
                     frame.ts,

@@ -21,6 +21,7 @@ from appliance.safety import protocol
 from appliance.safety.protocol import Kind, ProtocolError
 from appliance.safety.supervisor import READY, SECRET_FILE, socket_path
 from appliance.service import Service
+from appliance.status.safety import EstopStatus, RuleStatus, SafetyLinkStatus
 
 log = logging.getLogger(__name__)
 
@@ -109,28 +110,31 @@ class SafetyLink(Service):
         finally:
             self._waiting.pop(seq, None)
 
-    def section(self) -> dict[str, Any]:
-        """The status API's `estop` section."""
+    def estop(self, rules: list[RuleStatus]) -> EstopStatus:
+        """The status document's `estop` section: the supervisor's latest word, with the rules that hold."""
         s = self.state
         connected = self.sock is not None and bool(s)
         energized = connected and bool(s.get("energized"))
         reason = s.get("reason", "") if connected else "no connection to the safety supervisor"
-        return {
-            "state": "ok" if energized else "tripped",
-            "reason": reason,
-            "since": s.get("since"),
-            "latched": s.get("state") == "tripped",
-            "phase": s.get("state", "unknown") if connected else "unknown",
-            "causes": s.get("causes", []),
-            "trips": s.get("trips", 0),
-            "resets": s.get("resets", 0),
-            "refused_resets": s.get("refused_resets", 0),
-            "history": list(reversed(s.get("history", [])))[:20],
-            "supervisor": s.get("supervisor", {}),
-        }
+        return EstopStatus(
+            state="ok" if energized else "tripped",
+            reason=reason,
+            since=s.get("since"),
+            latched=s.get("state") == "tripped",
+            phase=s.get("state", "unknown") if connected else "unknown",
+            causes=s.get("causes", []),
+            trips=s.get("trips", 0),
+            resets=s.get("resets", 0),
+            refused_resets=s.get("refused_resets", 0),
+            history=list(reversed(s.get("history", [])))[:20],
+            supervisor=s.get("supervisor", {}),
+            rules=rules,
+        )
 
-    def details(self) -> dict[str, Any]:
-        return {"connected": self.sock is not None, "trips_requested": self.trips_requested}
+    def status(self) -> SafetyLinkStatus:
+        return SafetyLinkStatus(
+            **self.basics(), connected=self.sock is not None, trips_requested=self.trips_requested
+        )
 
     def _send(
         self,

@@ -18,6 +18,7 @@ from appliance.config.safety import RateRule, Rule, SigmaRule, StaleRule, Thresh
 from appliance.features.baseline import Baseline
 from appliance.features.window import RollingWindow
 from appliance.records import Event, Quality, Reading, Severity
+from appliance.status.safety import RuleStatus
 
 CAMERA = "qc.camera"
 Alarm = Callable[[str, int], None]  # (reason, cause_ns)
@@ -130,15 +131,11 @@ class SafetyRules:
                 f"{c.name}: {c.detail}" for c in self.checks if c.active and c.rule.severity == "critical"
             )
 
-    def status(self) -> list[dict[str, object]]:
+    def status(self) -> list[RuleStatus]:
         return [
-            {
-                "name": c.name,
-                "type": c.rule.type,
-                "severity": c.rule.severity,
-                "active": c.active,
-                "detail": c.detail,
-            }
+            RuleStatus(
+                name=c.name, type=c.rule.type, severity=c.rule.severity, active=c.active, detail=c.detail
+            )
             for c in self.checks
         ]
 

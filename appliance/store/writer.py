@@ -32,6 +32,7 @@ import sqlite_utils
 from appliance.config.models import StoreSettings
 from appliance.records import Event, Reading
 from appliance.service import Service
+from appliance.status.store import StoreStatus
 from appliance.store import aside, queries
 from appliance.store.classes import Classifier
 from appliance.store.commits import Commits
@@ -213,28 +214,30 @@ class Store(Service):
     def bytes_written(self) -> int:
         return self._commits.bytes_written if self._commits else 0
 
-    def details(self) -> dict[str, Any]:
+    def status(self) -> StoreStatus:
         c = self._commits
         records = self.rows_committed + self.events_committed
-        return {
-            "path": str(self.path),
-            "schema": self.schema,
-            "rows_committed": self.rows_committed,
-            "events_committed": self.events_committed,
-            "held_records": c.held_count if c else 0,
-            "commits": self.commits,
-            "flushes": c.flushes if c else 0,
-            "pending_records": self.pending,
-            "dropped": self.dropped + (c.dropped if c else 0),
-            "commit_errors": c.errors if c else 0,
-            "journal_errors": c.journal_errors if c else 0,
-            "last_commit_ms": round(c.last_ms if c else 0.0, 3),
-            "used_mb": round(self.used_bytes / 1e6, 3),
-            "quota_mb": self.settings.quota_mb,
-            "over_quota": c.over_quota if c else False,
-            "evicted": dict(self.evicted),
-            "bytes_written_per_record": round(self.bytes_written / records, 1) if records else None,
-        }
+        schema: dict[str, Any] = {"schema": self.schema}  # by its JSON name: the field's is schema_version
+        return StoreStatus(
+            **self.basics(),
+            **schema,
+            path=str(self.path),
+            rows_committed=self.rows_committed,
+            events_committed=self.events_committed,
+            held_records=c.held_count if c else 0,
+            commits=self.commits,
+            flushes=c.flushes if c else 0,
+            pending_records=self.pending,
+            dropped=self.dropped + (c.dropped if c else 0),
+            commit_errors=c.errors if c else 0,
+            journal_errors=c.journal_errors if c else 0,
+            last_commit_ms=round(c.last_ms if c else 0.0, 3),
+            used_mb=round(self.used_bytes / 1e6, 3),
+            quota_mb=self.settings.quota_mb,
+            over_quota=c.over_quota if c else False,
+            evicted=dict(self.evicted),
+            bytes_written_per_record=round(self.bytes_written / records, 1) if records else None,
+        )
 
     def events_since(self, since_id: int, limit: int = 500) -> list[dict[str, Any]]:
         """Committed events with id > since_id, oldest first (the journal's included)."""

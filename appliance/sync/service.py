@@ -16,11 +16,11 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from appliance.config.sync import SyncSettings
 from appliance.records import Priority
 from appliance.service import Service
+from appliance.status.sync import SyncStatus, UpstreamStatus
 from appliance.store import Store
 from appliance.store.outbox import Batch
 from appliance.sync.linkmeter import LinkMeter
@@ -221,19 +221,20 @@ class SyncService(Service):
             return True
         return False
 
-    def details(self) -> dict[str, Any]:
+    def status(self) -> SyncStatus:
         now, backlog = time.time(), sorted(self._backlog.items())
-        return {
+        return SyncStatus(
+            **self.basics(),
             **self.meter.status(),
-            "backlog": {p.label: n for p, (n, _) in backlog},
-            "oldest_s": {p.label: None if ts is None else round(now - ts, 1) for p, (_, ts) in backlog},
-            "last_ok": self.last_ok,
-            "inflight": len(self._inflight),
-            "batches_sent": self.batches_sent,
-            "batches_acked": self.batches_acked,
-            "records_acked": self.records_acked,
-            "resent": self.resent,
-            "payload_bytes": self.payload_bytes,
-            "wire_bytes": self.transport.bytes_sent if self.transport else 0,
-            "upstream": self.transport.status() if self.transport else None,
-        }
+            backlog={p.label: n for p, (n, _) in backlog},
+            oldest_s={p.label: None if ts is None else round(now - ts, 1) for p, (_, ts) in backlog},
+            last_ok=self.last_ok,
+            inflight=len(self._inflight),
+            batches_sent=self.batches_sent,
+            batches_acked=self.batches_acked,
+            records_acked=self.records_acked,
+            resent=self.resent,
+            payload_bytes=self.payload_bytes,
+            wire_bytes=self.transport.bytes_sent if self.transport else 0,
+            upstream=UpstreamStatus(**self.transport.status()) if self.transport else None,
+        )

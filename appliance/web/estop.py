@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from appliance.status.safety import EstopStatus
 from appliance.web.access import Access
 
 TRIP_BODY_BYTES = 4096
@@ -18,8 +19,8 @@ REASON_CHARS = (
 
 
 class EstopControl(Protocol):
-    async def manual_trip(self, who: str, reason: str) -> dict[str, Any]: ...
-    async def manual_reset(self, who: str) -> tuple[bool, str, dict[str, Any]]: ...
+    async def manual_trip(self, who: str, reason: str) -> EstopStatus | None: ...
+    async def manual_reset(self, who: str) -> tuple[bool, str, EstopStatus | None]: ...
 
 
 def estop_routes(control: EstopControl | None, access: Access) -> list[Route]:
@@ -39,12 +40,14 @@ def estop_routes(control: EstopControl | None, access: Access) -> list[Route]:
         try:
             assert control is not None  # authorized() answered 404 otherwise
             if problem is None:
-                return JSONResponse({"estop": await control.manual_trip("admin", reason)})
+                return JSONResponse({"estop": _json(await control.manual_trip("admin", reason))})
             code, error = problem
             estop = await control.manual_trip("admin", f"(request body refused: {error})")
         except (ConnectionError, TimeoutError) as exc:
             return JSONResponse({"error": f"the safety supervisor did not answer: {exc}"}, 503)
-        return JSONResponse({"error": f"tripped, but the body was refused: {error}", "estop": estop}, code)
+        return JSONResponse(
+            {"error": f"tripped, but the body was refused: {error}", "estop": _json(estop)}, code
+        )
 
     async def reset(request: Request) -> Response:
         if (refused := await authorized(request)) is not None:
@@ -55,13 +58,17 @@ def estop_routes(control: EstopControl | None, access: Access) -> list[Route]:
         except (ConnectionError, TimeoutError) as exc:
             return JSONResponse({"error": f"the safety supervisor did not answer: {exc}"}, 503)
         if not accepted:
-            return JSONResponse({"error": message, "estop": estop}, status_code=409)
-        return JSONResponse({"message": message, "estop": estop})
+            return JSONResponse({"error": message, "estop": _json(estop)}, status_code=409)
+        return JSONResponse({"message": message, "estop": _json(estop)})
 
     return [
         Route("/api/v1/estop/trip", trip, methods=["POST"]),
         Route("/api/v1/estop/reset", reset, methods=["POST"]),
     ]
+
+
+def _json(estop: EstopStatus | None) -> dict[str, Any] | None:
+    return None if estop is None else estop.model_dump(mode="json")
 
 
 async def _reason(request: Request) -> tuple[str, tuple[int, str] | None]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +19,8 @@ from starlette.routing import Route
 
 from appliance.records import is_file_name
 from appliance.service import Service
+from appliance.status.document import Status
+from appliance.status.service import WebStatus
 from appliance.update.upload import UpdateArea
 from appliance.web.access import Access
 from appliance.web.estop import EstopControl, estop_routes
@@ -31,7 +32,7 @@ from appliance.web.update import update_routes
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-StatusSource = Callable[[], dict[str, Any]]
+StatusSource = Callable[[], Status]
 HistorySource = Callable[[], dict[str, Any]]
 STREAM_INTERVAL_S = 1.0
 MAX_STREAMS = 32  # browsers following the live status at once
@@ -67,7 +68,9 @@ def build_app(
     async def api_status(request: Request) -> Response:
         if (refusal := await access.read(request)) is not None:
             return refusal
-        return JSONResponse(status(), headers={"Cache-Control": "no-store"})
+        return Response(
+            status().model_dump_json(), media_type="application/json", headers={"Cache-Control": "no-store"}
+        )
 
     async def metrics(request: Request) -> Response:
         if (refusal := await access.read(request)) is not None:
@@ -155,7 +158,7 @@ class _StreamCount:
         try:
             yield f"retry: {int(STREAM_INTERVAL_S * 2000)}\n\n"  # how soon a browser reconnects
             while allowed():
-                yield f"event: status\ndata: {json.dumps(status(), separators=(',', ':'))}\n\n"
+                yield f"event: status\ndata: {status().model_dump_json()}\n\n"
                 await asyncio.sleep(STREAM_INTERVAL_S)
         finally:
             self.open -= 1
@@ -242,5 +245,5 @@ class WebServer(Service):
             self._socket.close()
             self._socket = None
 
-    def details(self) -> dict[str, Any]:
-        return {"url": self.url}
+    def status(self) -> WebStatus:
+        return WebStatus(**self.basics(), url=self.url)

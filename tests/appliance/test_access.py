@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from appliance.status.safety import EstopStatus
 from appliance.web import WebServer, build_app
 from appliance.web.access import CSRF_HEADER, SESSION_COOKIE, Access
 from appliance.web.auth import MAX_FAILURES, AdminCredential
 from appliance.web.tls import fingerprint, self_signed
+from tests.statuses import status
 
-STATUS = {"device": "box", "uptime_s": 1.0, "sensors": []}
+STATUS = status({"device": "box"})
 CLIENT = "192.0.2.10"  # a documentation address: not loopback
 
 
@@ -30,13 +32,19 @@ class Line:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    async def manual_trip(self, who: str, reason: str) -> dict[str, Any]:
+    async def manual_trip(self, who: str, reason: str) -> EstopStatus | None:
         self.calls.append(f"trip by {who}: {reason}")
-        return {"state": "tripped"}
+        return estop("tripped")
 
-    async def manual_reset(self, who: str) -> tuple[bool, str, dict[str, Any]]:
+    async def manual_reset(self, who: str) -> tuple[bool, str, EstopStatus | None]:
         self.calls.append(f"reset by {who}")
-        return True, "reset", {"state": "ok"}
+        return True, "reset", estop("ok")
+
+
+def estop(state: str) -> EstopStatus:
+    """The stop output's section as the line answers: tripped or ok."""
+    assert STATUS.estop is not None
+    return STATUS.estop.model_copy(update={"state": state, "latched": state == "tripped"})
 
 
 @pytest.fixture(scope="module")

@@ -20,40 +20,25 @@ from appliance.web import build_app
 from appliance.web.access import Access
 from appliance.web.auth import AdminCredential
 from tests.appliance.test_access import Line
+from tests.statuses import status
 
 NOW = time.time()
-STATUS: dict[str, Any] = {
-    "device": "box",
-    "time": NOW,
-    "uptime_s": 12.5,
-    "sensors": [
-        {
-            "id": "d.t",
-            "device": "d",
-            "channel": "t",
-            "value": 21.5,
-            "unit": "degC",
-            "ts": NOW,
-            "quality": "ok",
-        },
-        {
-            "id": "d.s",
-            "device": "d",
-            "channel": "s",
-            "value": "PX-1",
-            "unit": "",
-            "ts": NOW,
-            "quality": "stale",
-        },
-    ],
-    "services": {"store": {"running": True, "restarts": 0, "last_error": None, "rows_committed": 5}},
-    "hal": None,
-    "qc": None,
-    "estop": {"state": "ok", "reason": None, "since": NOW, "latched": False, "history": []},
-    "sync": {"tier": "disabled", "backlog": None, "last_ok": None},
-    "disk": {"path": "/data", "total_mb": 1000.0, "free_mb": 500.0},
-    "insights": [],
-}
+STATUS = status(
+    {
+        "device": "box",
+        "time": NOW,
+        "uptime_s": 12.5,
+        "sensors": [
+            {"id": "d.t", "device": "d", "channel": "t", "value": 21.5, "unit": "degC", "ts": NOW,
+             "quality": "ok"},
+            {"id": "d.s", "device": "d", "channel": "s", "value": "PX-1", "unit": "", "ts": NOW,
+             "quality": "stale"},
+        ],
+        "services": {"store": {"rows_committed": 5}, "qc": {}, "sync": {}},
+        "hal": None,
+        "disk": {"path": "/data", "total_mb": 1000.0, "free_mb": 500.0},
+    }
+)  # fmt: skip
 
 
 class Events:

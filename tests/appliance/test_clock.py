@@ -47,7 +47,7 @@ def test_a_step_forward_and_one_back_are_each_one_event() -> None:
     clocks.tick(1.0, step=-3 * 86400.0)
     back = w.check()
     assert back is not None and back.data["step_s"] == -3 * 86400.0 and "back by 3.0 days" in back.message
-    assert w.details() == {"steps": 2, "last_step": back.data}
+    assert w.status().steps == 2 and w.status().model_dump()["last_step"] == back.data
 
 
 def test_slewing_and_a_late_tick_are_no_step() -> None:
@@ -68,7 +68,7 @@ def test_the_service_watches_the_real_clocks_without_a_false_step() -> None:
         await w.start()
         await asyncio.sleep(1.2)
         await w.stop()
-        assert w.status()["running"] is False and w.status()["steps"] == 0
+        assert w.status().running is False and w.status().steps == 0
 
     began = time.monotonic()
     asyncio.run(body())

@@ -15,6 +15,7 @@ import pytest
 
 from appliance.lifecycle import BoundedLoop, ServiceSet, StopReport
 from appliance.service import Service
+from appliance.status.service import ServiceStatus
 from appliance.world import BenchWorld
 from tests.conftest import free_port
 
@@ -146,7 +147,7 @@ def test_a_slow_start_is_reported_the_rest_start_and_it_runs_once_started(
     slow.start_timeout_s = 0.1
     services = ServiceSet([Part("store", journal), slow, Part("web", journal)])
 
-    async def body() -> tuple[dict[str, object], dict[str, object], list[str]]:
+    async def body() -> tuple[ServiceStatus, ServiceStatus, list[str]]:
         await services.start()
         starting = slow.status()
         still = services.starting
@@ -159,12 +160,12 @@ def test_a_slow_start_is_reported_the_rest_start_and_it_runs_once_started(
         starting, later, still = asyncio.run(body())
     assert journal[:3] == ["open store", "open web", "open camera"]
     assert still == ["camera"]
-    assert starting == {
+    assert starting.model_dump() == {
         "running": False,
         "restarts": 0,
         "last_error": "not started within 0.1 s; still starting",
     }
-    assert later == {"running": True, "restarts": 0, "last_error": None}
+    assert later.model_dump() == {"running": True, "restarts": 0, "last_error": None}
     assert "camera has not started within 0.1 s; starting the rest without it" in caplog.text
     assert "camera started late" in caplog.text
 

@@ -17,16 +17,32 @@ from prometheus_client.parser import text_string_to_metric_families
 from appliance.config.qc import QcSettings
 from appliance.qc.pipeline import LATENCY_BUCKETS_MS, LatencyHistogram, QcPipeline
 from appliance.records import Event
+from appliance.status.qc import QcStatus
 from appliance.web.metrics import render
 from bench.models.tflite_builder import image_classifier, write
 from drivers.camera.source import Frame, FrameSource
 from hal.report import detect
+from tests.statuses import BENCH, bench_status, status
+from tests.statuses import status as typed
 
 BOUNDS_MS = [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]
 
 
+def backend(name: str, threads: int) -> dict[str, Any]:
+    return {"backend": name, "reason": "", "delegate": None, "delegate_options": {}, "threads": threads}
+
+
+def change(ident: str, kind: str, reason: str, ts: float, latency_ms: float) -> dict[str, Any]:
+    """A trip or reset in the stop output's history."""
+    cause_ns = int(ts * 1e9)
+    line_ns = cause_ns + int(latency_ms * 1e6)
+    return {"id": ident, "kind": kind, "reason": reason, "source": "request", "ts": ts, "cause_ns": cause_ns,
+            "line_ns": line_ns, "line_changed": True, "latency_ms": latency_ms}  # fmt: skip
+
+
 def sample_status() -> dict[str, Any]:
-    """A status document shaped like a bench run's GET /api/v1/status, every section present."""
+    """A status document like a bench run's GET /api/v1/status, every section present (what it does not
+    say comes from a quiet bench box: tests/statuses.py)."""
     return {
         "device": "bench-01",
         "uptime_s": 24.414,
@@ -73,8 +89,9 @@ def sample_status() -> dict[str, Any]:
             "board": {"key": "rpi5", "name": "Raspberry Pi 5", "model": "Raspberry Pi 5 Model B Rev 1.0",
                       "soc": "bcm2712", "family": "rpi", "detail": None},
             "accelerators": [{"key": "hailo8l", "name": "Hailo-8L", "kind": "hailo",
-                              "found_at": "/dev/hailo0"}],
-            "inference": {"backends": [{"backend": "xnnpack", "threads": 4}, {"backend": "cpu"}],
+                              "found_at": "/dev/hailo0", "detail": None, "runs": "HEF models",
+                              "litert_delegate": None, "needs_int8": True}],
+            "inference": {"backends": [backend("xnnpack", 4), backend("cpu", 1)],
                           "model_variant": "int8", "variant_reason": "", "notes": []},
             "cpu": {"architecture": "aarch64", "model": "Cortex-A76", "cores": 4, "features": []},
             "memory_mb": 8064,
@@ -90,15 +107,16 @@ def sample_status() -> dict[str, Any]:
             "camera": {"state": "streaming", "frames": 237, "dropped": 2, "reopens": 0, "failures": 0,
                        "queued": 0, "last_error": None, "last_frame_age_s": 0.026},
             "inference": {"backend": "xnnpack", "fallbacks": 0, "recoveries": 0},
-            "evidence": {"saved": 11, "deleted": 0, "bytes": 222238, "budget_bytes": 200000000},
+            "evidence": {"saved": 11, "deleted": 0, "dropped": 0, "errors": 0, "bytes": 222238,
+                         "budget_bytes": 200000000, "files": 22},
         },
         "estop": {
             "state": "tripped", "reason": "QC: crack (1.00) on frame 5", "since": 1796300175.193894,
             "latched": True, "phase": "tripped", "causes": [], "trips": 3, "resets": 2, "refused_resets": 1,
             "history": [  # newest first
-                {"id": "a-3", "kind": "reset", "reason": "admin", "ts": 1796300176.0},
-                {"id": "a-2", "kind": "trip", "reason": "QC", "ts": 1796300175.1, "latency_ms": 0.4456},
-                {"id": "a-1", "kind": "trip", "reason": "manual", "ts": 1796300170.0, "latency_ms": 9.0},
+                change("a-3", "reset", "admin", 1796300176.0, 0.02),
+                change("a-2", "trip", "QC", 1796300175.1, 0.4456),
+                change("a-1", "trip", "manual", 1796300170.0, 9.0),
             ],
             "supervisor": {"pid": 12521},
             "rules": [{"name": "oil too hot", "type": "threshold", "severity": "critical", "active": True,
@@ -134,7 +152,7 @@ def value(parsed: dict[str, Metric], sample: str, **labels: str) -> float:
 
 
 def test_every_family_is_typed_once_with_base_units_in_its_name() -> None:
-    text = render(sample_status())
+    text = render(status(sample_status()))
     parsed = families(text)
     types = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
     helps = [line.split()[2] for line in text.splitlines() if line.startswith("# HELP ")]
@@ -183,7 +201,7 @@ def test_every_family_is_typed_once_with_base_units_in_its_name() -> None:
 
 
 def test_values_are_in_base_units_and_labelled() -> None:
-    parsed = families(render(sample_status()))
+    parsed = families(render(status(sample_status())))
     assert value(parsed, "appliance_up") == 1
     assert value(parsed, "appliance_info", device="bench-01", version="0.1.0") == 1
     assert value(parsed, "appliance_loop_lag_seconds") == 0.002104
@@ -213,7 +231,7 @@ def test_values_are_in_base_units_and_labelled() -> None:
 
 
 def test_only_numbers_are_values_but_every_reading_has_its_timestamp() -> None:
-    parsed = families(render(sample_status()))
+    parsed = families(render(status(sample_status())))
     valued = {s.labels["sensor"] for s in parsed["appliance_sensor_value"].samples}
     stamped = {s.labels["sensor"] for s in parsed["appliance_sensor_timestamp_seconds"].samples}
     assert valued == {"tank-1.level", "press-1.pump_running"}  # not the serial number, not the failed read
@@ -233,7 +251,7 @@ def test_label_values_are_escaped() -> None:
     status["device"] = awkward
     status["sensors"][0]["id"] = awkward
     status["estop"]["rules"][0]["name"] = awkward
-    text = render(status)
+    text = render(typed(status))
     assert 'device="bay \\"3\\"\\\\left\\nline"' in text
     assert all(line.startswith(("appliance_", "# HELP ", "# TYPE ")) for line in text.splitlines())
     parsed = families(text)
@@ -243,7 +261,7 @@ def test_label_values_are_escaped() -> None:
 
 
 def test_the_latency_histogram_is_cumulative_in_seconds() -> None:
-    parsed = families(render(sample_status()))
+    parsed = families(render(status(sample_status())))
     samples = parsed["appliance_qc_latency_seconds"].samples
     buckets = [(s.labels["le"], s.value) for s in samples if s.name.endswith("_bucket")]
     assert [le for le, _ in buckets] == [*(str(b / 1000) for b in BOUNDS_MS), "+Inf"]
@@ -253,53 +271,71 @@ def test_the_latency_histogram_is_cumulative_in_seconds() -> None:
     assert math.isclose(value(parsed, "appliance_qc_latency_seconds_sum"), 0.2625)
 
 
-def test_missing_and_null_sections_are_skipped() -> None:
-    status = sample_status()
-    status.update(hal=None, qc=None, estop=None, sync={"tier": "disabled", "backlog": None, "last_ok": None})
-    del status["runtime"]
-    parsed = families(render(status))
+def test_null_sections_are_skipped() -> None:
+    said = sample_status()
+    said.update(hal=None, qc=None, estop=None, sync=None)  # sync: disabled
+    parsed = families(render(status(said)))
     assert not [
         name for name in parsed if name.startswith(("appliance_qc", "appliance_estop", "appliance_sync"))
     ]
     assert not [name for name in parsed if name.startswith("appliance_hal")]
-    assert value(parsed, "appliance_loop_lag_seconds") == 0.002104  # from the loop service instead
-    assert value(parsed, "appliance_info", version="") == 1
+    assert value(parsed, "appliance_loop_lag_seconds") == 0.002104
 
 
-def test_partial_sections_render_what_they_have() -> None:
-    status = sample_status()
-    status["qc"] = {"frames": 3, "fps": 0.0, "defects": {}, "latency_ms": {"p50": None, "p99": None}}
-    status["sync"] = {"tier": "offline", "goodput_mbit": None, "rtt_ms": None, "backlog": None}
-    status["estop"] = {
-        "state": "tripped",
-        "reason": "no connection to the safety supervisor",
-        "history": None,
-    }
-    parsed = families(render(status))
-    assert value(parsed, "appliance_qc_frames_total") == 3
-    assert "appliance_qc_latency_seconds" not in parsed and "appliance_qc_defects" not in parsed
+def test_null_figures_are_left_out() -> None:
+    said = sample_status()
+    said["qc"] |= {"latency_ms": {"p50": None, "p99": None}, "inference": {"backend": None, "fallbacks": None,
+                   "recoveries": None}}  # fmt: skip
+    said["sync"] |= {"tier": "offline", "goodput_mbit": None, "rtt_ms": None, "last_ok": None}
+    said["estop"] |= {"reason": "no connection to the safety supervisor", "history": [], "since": None}
+    parsed = families(render(status(said)))
+    assert value(parsed, "appliance_qc_frames_total") == 237
+    assert "appliance_qc_inference_fallbacks" not in parsed
     assert value(parsed, "appliance_sync_tier", tier="offline") == 1
     assert "appliance_sync_goodput_bytes_per_second" not in parsed
+    assert "appliance_sync_last_ok_timestamp_seconds" not in parsed
     assert value(parsed, "appliance_estop_tripped") == 1
     assert "appliance_estop_last_trip_latency_seconds" not in parsed
+    assert "appliance_estop_since_timestamp_seconds" not in parsed
 
 
-def test_an_empty_status_still_says_up() -> None:
-    parsed = families(render({}))
-    assert set(parsed) == {"appliance_up", "appliance_info"}
-    assert (
-        families(render({"sensors": None, "services": None, "qc": [], "estop": "?"})).keys() == parsed.keys()
-    )
+def test_a_bare_status_says_up_and_the_process_figures() -> None:
+    parsed = families(render(status({"hal": None, "qc": None, "estop": None, "disk": None})))
+    assert set(parsed) == {
+        "appliance_up",
+        "appliance_info",
+        "appliance_uptime_seconds",
+        "appliance_loop_lag_seconds",
+    }
+
+
+def test_the_same_metrics_as_the_hand_written_exposition_before() -> None:
+    """A bench box's status rendered now, and what the hand-written renderer made of the same document
+    (tests/fixtures/status/bench.metrics): the same families, types, help, labels and values."""
+    before = (BENCH.parent / "bench.metrics").read_text()
+    now = render(bench_status())
+
+    def read(
+        text: str,
+    ) -> tuple[dict[str, tuple[str, str]], set[tuple[str, tuple[tuple[str, str], ...], float]]]:
+        kinds, samples = {}, set()
+        for family in text_string_to_metric_families(text):
+            kinds[family.name] = (family.type, family.documentation)
+            samples |= {(s.name, tuple(sorted(s.labels.items())), s.value) for s in family.samples}
+        return kinds, samples
+
+    assert read(now) == read(before)
+    assert len(read(now)[1]) > 150
 
 
 def test_histogram_buckets_take_a_bound_as_less_or_equal() -> None:
     histogram, observed = LatencyHistogram(), (0.0, 0.5, 0.51, 1.0, 999.0, 1000.0, 1000.1, 5000.0)
     for ms in observed:
         histogram.observe(ms)
-    snapshot = histogram.snapshot()
-    assert snapshot["le_ms"] == BOUNDS_MS == list(LATENCY_BUCKETS_MS)
-    assert snapshot["counts"] == [2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2]  # per bucket; the last is above 1 s
-    assert snapshot["count"] == len(observed) and snapshot["sum_ms"] == round(sum(observed), 3)
+    counted = histogram.status()
+    assert counted.le_ms == BOUNDS_MS == list(LATENCY_BUCKETS_MS)
+    assert counted.counts == [2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2]  # per bucket; the last is above 1 s
+    assert counted.count == len(observed) and counted.sum_ms == round(sum(observed), 3)
 
 
 class ListSource(FrameSource):
@@ -336,7 +372,7 @@ def test_the_pipeline_counts_every_frame_in_its_latency_histogram(tmp_path: Path
     images = [np.full((120, 160, 3), colours[i % 3], np.uint8) for i in range(25)]
     source, plan, events = ListSource(images), detect("/").plan, list[Event]()
 
-    async def run() -> dict[str, Any]:
+    async def run() -> QcStatus:
         pipeline = QcPipeline(
             settings, tmp_path, tmp_path / "data", lambda: plan, events.extend, source=lambda: source
         )
@@ -347,16 +383,16 @@ def test_the_pipeline_counts_every_frame_in_its_latency_histogram(tmp_path: Path
                 if pipeline.frames >= len(images):
                     break
                 await asyncio.sleep(0.01)
-            return pipeline.details()
+            return pipeline.status()
         finally:
             await pipeline.close()
 
-    details = asyncio.run(run())
-    histogram = details["latency_histogram"]
-    assert details["frames"] == len(images) == histogram["count"] == sum(histogram["counts"])
-    assert histogram["le_ms"] == BOUNDS_MS and len(histogram["counts"]) == len(BOUNDS_MS) + 1
-    assert 0 < histogram["sum_ms"] < len(images) * 1000
-    parsed = families(render({"qc": details}))
+    qc = asyncio.run(run())
+    histogram = qc.latency_histogram
+    assert qc.frames == len(images) == histogram.count == sum(histogram.counts)
+    assert histogram.le_ms == BOUNDS_MS and len(histogram.counts) == len(BOUNDS_MS) + 1
+    assert 0 < histogram.sum_ms < len(images) * 1000
+    parsed = families(render(status({"services": {"qc": qc.model_dump(mode="json")}})))
     assert value(parsed, "appliance_qc_latency_seconds_count") == len(images)
     assert value(parsed, "appliance_qc_latency_seconds_bucket", le="+Inf") == len(images)
     assert value(parsed, "appliance_qc_frames_total") == len(images)

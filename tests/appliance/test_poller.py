@@ -129,7 +129,7 @@ def test_a_connection_the_device_drops_is_noticed_counted_once_and_reopened() ->
         async with rig() as (slave, poller, client):
             assert (await poll(poller, client))["temp"].quality is Quality.OK
             await poll(poller, client)
-            assert poller.details()["connection_drops"] == 0  # polls on an open connection count nothing
+            assert poller.status().connection_drops == 0  # polls on an open connection count nothing
             assert slave.disconnect() == 1  # the device hangs up between two polls
             for _ in range(200):
                 if not client.connected:
@@ -141,7 +141,7 @@ def test_a_connection_the_device_drops_is_noticed_counted_once_and_reopened() ->
             assert {r.quality for r in back.values()} == {Quality.OK}  # ... which reconnected at once
             assert back["temp"].value == 21.25
             await poll(poller, client)
-            assert poller.details()["connection_drops"] == 1  # one drop, counted once
+            assert poller.status().connection_drops == 1  # one drop, counted once
             assert poller.failures == {}  # nothing failed: the drop came between reads
 
     asyncio.run(body())
@@ -183,7 +183,7 @@ def test_the_service_polls_on_its_interval_and_stops_at_once() -> None:
         assert 5 <= len(got) <= 12  # 0.5 s at 0.05 s
         assert all(len(batch) == len(LAYOUT) for batch in got)
         status = poller.status()
-        assert status["running"] is False and status["requests_per_poll"] == 4
+        assert status.running is False and status.requests_per_poll == 4
 
     asyncio.run(body())
 
@@ -253,7 +253,7 @@ def test_auto_gap_tunes_to_the_fewest_requests() -> None:
     # need ceil(350 / 125) = 3 reads at best and the greedy plan is that best
     assert poller.max_gap > 10
     assert len(poller.blocks) == 3
-    assert poller.status()["max_gap_mode"] == "auto"
+    assert poller.status().max_gap_mode == "auto"
 
 
 def test_a_refused_bridged_read_is_split_and_never_retried() -> None:

@@ -43,7 +43,11 @@ def test_failing_runs_are_restarted_with_growing_backoff() -> None:
             await asyncio.sleep(0.01)
         status = service.status()
         await service.stop()
-        assert status == {"running": True, "restarts": 4, "last_error": "ConnectionError: boom 4"}
+        assert status.model_dump() == {
+            "running": True,
+            "restarts": 4,
+            "last_error": "ConnectionError: boom 4",
+        }
         return service
 
     service = asyncio.run(body())
@@ -59,9 +63,9 @@ def test_a_service_without_a_loop_starts_and_stops() -> None:
         service = Service()
         await service.start()
         await asyncio.sleep(0)
-        assert service.status() == {"running": True, "restarts": 0, "last_error": None}
+        assert service.status().model_dump() == {"running": True, "restarts": 0, "last_error": None}
         await service.stop()
-        assert service.status()["running"] is False
+        assert service.status().running is False
 
     asyncio.run(body())
 

@@ -101,7 +101,7 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(
     for _ in range(4):
         store.write(readings(3))
     assert store.dropped == 6
-    assert store.status()["pending_records"] == 6
+    assert store.status().pending_records == 6
 
 
 WRITER = textwrap.dedent("""
@@ -176,7 +176,7 @@ def test_a_full_disk_does_not_hold_the_stop_and_the_journal_keeps_what_it_could_
     assert "could not commit 20000 records at stop: database or disk is full" in caplog.text
     assert "(20000 left in the journal for the next start, 0 lost)" in caplog.text
     assert "cannot rollback" not in caplog.text
-    assert store.status()["dropped"] == 0
+    assert store.status().dropped == 0
     db = sqlite_utils.Database(tmp_path / "appliance.db")
     assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 100
     db.close()

@@ -153,7 +153,7 @@ WRITER = textwrap.dedent("""
             store.write([Event(float(i), "qc.defect", Severity.WARNING, "qc", str(i), {"image": f"{i}.jpg"})])
             i += 50
             await asyncio.sleep(0.002)
-            held = store.status()["held_records"]
+            held = store.status().held_records
             print(store.rows_committed, held, store.events_committed, flush=True)
 
     asyncio.run(main())
@@ -230,11 +230,11 @@ def test_numbers_marshal_does_not_take_are_journaled_as_plain_ones(tmp_path: Pat
     async def run() -> None:
         await store.start()
         store.write([Reading("dev", f"c{i}", v, "", 1.0 + i, Quality.OK) for i, v in enumerate(values)])  # type: ignore[arg-type]
-        await until(lambda: store.status()["held_records"] == 0 and store.rows_committed == 4, 10)
+        await until(lambda: store.status().held_records == 0 and store.rows_committed == 4, 10)
         await store.stop()
 
     asyncio.run(run())
-    assert store.status()["journal_errors"] == 0
+    assert store.status().journal_errors == 0
     with contextlib.closing(sqlite3.connect(tmp_path / "appliance.db")) as conn:
         assert conn.execute("SELECT value FROM readings ORDER BY id").fetchall() == [
             (1.5,),

@@ -9,16 +9,14 @@ from typing import Any
 
 import pytest
 
+from appliance.status.document import Status
 from appliance.web import WebServer
 from appliance.web.server import bind
+from tests.statuses import status
 
-STATUS = {
-    "device": "box",
-    "uptime_s": 1.5,
-    "sensors": [
-        {"id": "d.t", "device": "d", "channel": "t", "value": 1.0, "unit": "C", "ts": 1.0, "quality": "ok"}
-    ],
-}
+SENSORS = [
+    {"id": "d.t", "device": "d", "channel": "t", "value": 1.0, "unit": "C", "ts": 1.0, "quality": "ok"}
+]
 
 
 def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -29,11 +27,11 @@ def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
 async def serve_and(body: Any) -> Any:
     calls = []
 
-    def status() -> dict[str, Any]:
+    def made() -> Status:
         calls.append(1)
-        return {**STATUS, "calls": len(calls)}
+        return status({"device": "box", "uptime_s": len(calls), "sensors": SENSORS})
 
-    server = WebServer("127.0.0.1", 0, status)
+    server = WebServer("127.0.0.1", 0, made)
     await server.start()
     try:
         return await asyncio.to_thread(body, server.url)
@@ -47,8 +45,8 @@ def test_status_api_is_built_fresh_on_each_request() -> None:
         assert code == 200 and headers["content-type"] == "application/json"
         assert headers["cache-control"] == "no-store"
         first = json.loads(raw)
-        assert first["sensors"] == STATUS["sensors"] and first["device"] == "box"
-        assert json.loads(fetch(url + "api/v1/status")[2])["calls"] == first["calls"] + 1
+        assert first["sensors"] == SENSORS and first["device"] == "box"
+        assert json.loads(fetch(url + "api/v1/status")[2])["uptime_s"] == first["uptime_s"] + 1
 
     asyncio.run(serve_and(body))
 
@@ -84,7 +82,7 @@ def test_a_busy_port_is_a_clear_error_at_start() -> None:
     holder.close()
     holder = bind("127.0.0.1", port)
     try:
-        server = WebServer("127.0.0.1", port, lambda: {})
+        server = WebServer("127.0.0.1", port, lambda: status({}))
         with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
             asyncio.run(server.start())
     finally:

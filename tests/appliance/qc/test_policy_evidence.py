@@ -49,7 +49,7 @@ def test_evidence_keeps_within_its_budget_oldest_first(tmp_path: Path) -> None:
             name = evidence_name("crack", i, time.time())
             store.save(name, rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))  # noise: big JPEGs
             deadline = time.monotonic() + 10
-            while store.status()["saved"] + store.status()["errors"] < i + 1:  # one at a time: none dropped
+            while store.status().saved + store.status().errors < i + 1:  # one at a time: none dropped
                 assert time.monotonic() < deadline, store.status()
                 time.sleep(0.002)
             for file in (f"{name}.jpg", f"{name}.thumb.jpg"):  # the newest: the budget never takes them
@@ -69,7 +69,7 @@ def test_evidence_keeps_within_its_budget_oldest_first(tmp_path: Path) -> None:
     assert 2 < len(expected) < len(written) - 2  # the budget kept several and removed several
     assert sorted(p.name for p in folder.iterdir()) == sorted(expected)
     assert written[deleted - 1][1] + total > budget  # the newest file deleted did not fit: the budget took it
-    assert store.status() == {
+    assert store.status().model_dump() == {
         "saved": 30,
         "deleted": deleted,
         "dropped": 0,

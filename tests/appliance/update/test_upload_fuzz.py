@@ -19,6 +19,7 @@ from appliance.update.upload import UpdateArea
 from appliance.web import build_app
 from appliance.web.access import Access
 from appliance.web.auth import AdminCredential
+from tests.statuses import status
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -27,7 +28,7 @@ def test_the_update_route_answers_as_described(tmp_path: Path, mode: GenerationM
     assert plain is not None
     (tmp_path / "state").mkdir()
     area = UpdateArea(tmp_path / "data", tmp_path / "state", max_bytes=10_000_000)  # what it generates fits
-    app = build_app(dict, access=Access(lambda: credential, "remote"), update=area)
+    app = build_app(lambda: status({}), access=Access(lambda: credential, "remote"), update=area)
     api = schemathesis.openapi.from_asgi("/openapi.json", app).include(path="/api/v1/update")
     operations = [result.ok() for result in api.get_all_operations() if isinstance(result, Ok)]
     assert {op.label for op in operations} == {"GET /api/v1/update", "POST /api/v1/update"}
