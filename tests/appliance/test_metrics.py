@@ -392,7 +392,8 @@ def test_the_pipeline_counts_every_frame_in_its_latency_histogram(tmp_path: Path
     assert qc.frames == len(images) == histogram.count == sum(histogram.counts)
     assert histogram.le_ms == BOUNDS_MS and len(histogram.counts) == len(BOUNDS_MS) + 1
     assert 0 < histogram.sum_ms < len(images) * 1000
-    parsed = families(render(status({"services": {"qc": qc.model_dump(mode="json")}})))
+    shown = qc.model_dump(mode="json") | {"running": True}  # opened by hand here, not start()ed
+    parsed = families(render(status({"services": {"qc": shown}})))
     assert value(parsed, "appliance_qc_latency_seconds_count") == len(images)
     assert value(parsed, "appliance_qc_latency_seconds_bucket", le="+Inf") == len(images)
     assert value(parsed, "appliance_qc_frames_total") == len(images)
