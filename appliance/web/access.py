@@ -27,10 +27,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from appliance.web.auth import USER, AdminCredential, presented
+from appliance.web import answers
+from appliance.web.auth import CSRF_HEADER, SESSION_COOKIE, USER, AdminCredential, presented
+from appliance.web.openapi import Operation, api
 
-SESSION_COOKIE = "appliance_session"
-CSRF_HEADER = "X-CSRF-Token"
 MAX_SESSIONS = 64  # logged-in browsers at once; the oldest session goes first
 MAX_PASSWORD = 256
 
@@ -171,6 +171,14 @@ class Access:
                 return refused(403, "cross-origin request refused")
         return None
 
+    @api(
+        post=Operation(
+            f"Log in with the admin credential: sets the {SESSION_COOKIE} cookie",
+            answers.LoggedIn,
+            errors=(400, 401, 429, 503),
+            body=answers.Login,
+        )
+    )
     async def login(self, request: Request) -> Response:
         password = await password_of(request)
         if isinstance(password, Response):
@@ -193,6 +201,9 @@ class Access:
         )
         return response
 
+    @api(
+        post=Operation("End the session", answers.LoggedOut, errors=(401, 403, 429, 503), security="control")
+    )
     async def logout(self, request: Request) -> Response:
         if (refusal := await self.control(request)) is not None:
             return refusal
@@ -201,6 +212,13 @@ class Access:
         response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict", secure=self.secure_cookies)
         return response
 
+    @api(
+        get=Operation(
+            "Whether the caller is logged in, its CSRF token, whether reading needs a login",
+            answers.Session,
+            errors=(401, 429, 503),
+        )
+    )
     async def session(self, request: Request) -> Response:
         """What the page needs to know: logged in or not, the CSRF token, whether reading needs a login."""
         caller = await self.caller(request)

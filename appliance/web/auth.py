@@ -17,6 +17,8 @@ from typing import Any
 
 CREDENTIAL_FILE = "admin-credential.json"
 USER = "admin"
+SESSION_COOKIE = "appliance_session"
+CSRF_HEADER = "X-CSRF-Token"
 SCRYPT = {"n": 1 << 14, "r": 8, "p": 1}
 MAX_FAILURES = 5  # within FAILURE_WINDOW_S, then the address waits for the window to pass
 FAILURE_WINDOW_S = 60.0

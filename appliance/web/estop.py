@@ -11,6 +11,8 @@ from starlette.routing import Route
 
 from appliance.status.safety import EstopStatus
 from appliance.web.access import Access
+from appliance.web.answers import Reset, Trip, Tripped
+from appliance.web.openapi import Operation, api
 
 TRIP_BODY_BYTES = 4096
 REASON_CHARS = (
@@ -31,6 +33,18 @@ def estop_routes(control: EstopControl | None, access: Access) -> list[Route]:
             return JSONResponse({"error": "this box has no stop output ([safety] is not configured)"}, 404)
         return None
 
+    @api(
+        post=Operation(
+            "Trip the stop output (latched until an authorized reset)",
+            Tripped,
+            description="A body it cannot use still trips the line, then is refused (413, 400).",
+            errors=(400, 401, 403, 404, 413, 429, 503),
+            said={413: "the body is too large (the line is tripped first)"},
+            security="control",
+            body=Trip,
+            body_required=False,
+        )
+    )
     async def trip(request: Request) -> Response:
         """An authorized trip always trips: a body that cannot be used trips with a generic reason first,
         and is refused after."""
@@ -49,6 +63,14 @@ def estop_routes(control: EstopControl | None, access: Access) -> list[Route]:
             {"error": f"tripped, but the body was refused: {error}", "estop": _json(estop)}, code
         )
 
+    @api(
+        post=Operation(
+            "Reset a latched trip, if no cause is still active",
+            Reset,
+            errors=(401, 403, 404, 409, 429, 503),
+            security="control",
+        )
+    )
     async def reset(request: Request) -> Response:
         if (refused := await authorized(request)) is not None:
             return refused

@@ -23,10 +23,11 @@ from appliance.status.document import Status
 from appliance.status.service import WebStatus
 from appliance.update.upload import UpdateArea
 from appliance.web.access import Access
+from appliance.web.answers import Events, History
 from appliance.web.estop import EstopControl, estop_routes
 from appliance.web.metrics import CONTENT_TYPE as METRICS_TYPE
 from appliance.web.metrics import render as render_metrics
-from appliance.web.openapi import describe
+from appliance.web.openapi import READ_REFUSED, Operation, api, describe
 from appliance.web.update import update_routes
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,14 @@ HistorySource = Callable[[], dict[str, Any]]
 STREAM_INTERVAL_S = 1.0
 MAX_STREAMS = 32  # browsers following the live status at once
 GRACE_S = 0.5  # at a stop, open requests get this long to finish
+SINCE = {
+    "name": "since",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "integer", "default": 0},
+    "description": "the last event id the caller has",
+}
+EVIDENCE_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 class EventSource(Protocol):
@@ -57,7 +66,7 @@ def build_app(
     uploads for root's updater (appliance/web/update.py)."""
     access = access or Access(lambda: None)
     streams = _StreamCount()
-    description = describe(version)
+    description: dict[str, Any] = {}
 
     async def openapi(_: Request) -> Response:
         return JSONResponse(description)
@@ -65,6 +74,7 @@ def build_app(
     async def page(_: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    @api(get=Operation("Everything the box knows now", Status, errors=READ_REFUSED, security="read"))
     async def api_status(request: Request) -> Response:
         if (refusal := await access.read(request)) is not None:
             return refusal
@@ -72,6 +82,14 @@ def build_app(
             status().model_dump_json(), media_type="application/json", headers={"Cache-Control": "no-store"}
         )
 
+    @api(
+        get=Operation(
+            "The figures in Prometheus text format 0.0.4",
+            media="text/plain",
+            errors=READ_REFUSED,
+            security="read",
+        )
+    )
     async def metrics(request: Request) -> Response:
         if (refusal := await access.read(request)) is not None:
             return refusal
@@ -79,11 +97,20 @@ def build_app(
             render_metrics(status()), media_type=METRICS_TYPE, headers={"Cache-Control": "no-store"}
         )
 
+    @api(get=Operation(History.__doc__ or "", History, errors=READ_REFUSED, security="read"))
     async def api_history(request: Request) -> Response:
         if (refusal := await access.read(request)) is not None:
             return refusal
         return JSONResponse(history(), headers={"Cache-Control": "no-store"})
 
+    @api(
+        get=Operation(
+            "The status document as server-sent events (`event: status`), once a second",
+            media="text/event-stream",
+            errors=READ_REFUSED,
+            security="read",
+        )
+    )
     async def api_stream(request: Request) -> Response:
         """Server-sent events: the status document as `event: status` every STREAM_INTERVAL_S."""
         if (refusal := await access.read(request)) is not None:
@@ -96,6 +123,15 @@ def build_app(
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    @api(
+        get=Operation(
+            "Recorded events with an id above `since`, oldest first (at most 500)",
+            Events,
+            errors=(400, *READ_REFUSED),
+            security="read",
+            parameters=[SINCE],
+        )
+    )
     async def api_events(request: Request) -> Response:
         if (refusal := await access.read(request)) is not None:
             return refusal
@@ -108,6 +144,15 @@ def build_app(
             return JSONResponse([])
         return JSONResponse(await asyncio.to_thread(events.events_since, int(since)))
 
+    @api(
+        get=Operation(
+            "A reject's frame or thumbnail (JPEG)",
+            media="image/jpeg",
+            errors=(401, 404, 429, 503),
+            security="read",
+            parameters=[EVIDENCE_NAME],
+        )
+    )
     async def evidence_file(request: Request) -> Response:
         if (refusal := await access.read(request)) is not None:
             return refusal
@@ -127,7 +172,7 @@ def build_app(
             headers=exc.headers,
         )
 
-    return Starlette(
+    app = Starlette(
         exception_handlers={HTTPException: http_error},
         routes=[
             Route("/", page),
@@ -143,6 +188,8 @@ def build_app(
             *update_routes(update, access),
         ],
     )
+    description.update(describe(app, version))
+    return app
 
 
 class _StreamCount:

@@ -17,9 +17,41 @@ from starlette.routing import Route
 
 from appliance.update.upload import Refused, UpdateArea
 from appliance.web.access import Access, client_address, refused
+from appliance.web.answers import UpdateState, Uploaded
+from appliance.web.openapi import Operation, api
+
+UPLOAD_ERRORS = {
+    400: "the body is empty, or ended before its Content-Length",
+    404: "this box takes no updates through its page (no updater: not the firmware image)",
+    409: "an upload, or an install, is under way already",
+    413: "the bundle is larger than the box takes (refused before its body is read)",
+    503: "not available now (no credential yet), or the upload could not be stored",
+    507: "the bundle would fill the data partition",
+}
 
 
 def update_routes(area: UpdateArea | None, access: Access) -> list[Route]:
+    @api(
+        get=Operation(
+            "The last update's outcome, the install under way, the slots",
+            UpdateState,
+            errors=(401, 404, 429, 503),
+            said={404: "this box takes no updates through its page"},
+            security="read",
+        ),
+        post=Operation(
+            "Upload a RAUC bundle: root's updater checks it, installs it and reboots",
+            Uploaded,
+            code=202,
+            description="The body is the bundle, sent with a Content-Length; too large a one is refused "
+            "before it is read.",
+            errors=(400, 401, 403, 404, 409, 411, 413, 429, 503, 507),
+            said=UPLOAD_ERRORS,
+            security="control",
+            body_media="application/octet-stream",
+            body_schema={"type": "string", "format": "binary", "minLength": 1},
+        ),
+    )
     async def route(request: Request) -> Response:
         return await (upload(request) if request.method == "POST" else read(request))
 

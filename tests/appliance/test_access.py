@@ -17,8 +17,8 @@ from starlette.testclient import TestClient
 
 from appliance.status.safety import EstopStatus
 from appliance.web import WebServer, build_app
-from appliance.web.access import CSRF_HEADER, SESSION_COOKIE, Access
-from appliance.web.auth import MAX_FAILURES, AdminCredential
+from appliance.web.access import Access
+from appliance.web.auth import CSRF_HEADER, MAX_FAILURES, SESSION_COOKIE, AdminCredential
 from appliance.web.tls import fingerprint, self_signed
 from tests.statuses import status
 

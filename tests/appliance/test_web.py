@@ -8,10 +8,12 @@ import urllib.request
 from typing import Any
 
 import pytest
+from starlette.routing import Route
 
 from appliance.status.document import Status
 from appliance.web import WebServer
-from appliance.web.server import bind
+from appliance.web.openapi import describe
+from appliance.web.server import bind, build_app
 from tests.statuses import status
 
 SENSORS = [
@@ -87,3 +89,22 @@ def test_a_busy_port_is_a_clear_error_at_start() -> None:
             asyncio.run(server.start())
     finally:
         holder.close()
+
+
+def test_every_api_route_is_described_from_its_models() -> None:
+    """/openapi.json is generated from the app's routes and the models of what they answer."""
+    app = build_app(lambda: status({}))
+    described = describe(app, "test")
+    routes = {route.path for route in app.routes if isinstance(route, Route)}
+    assert set(described["paths"]) == routes - {"/", "/openapi.json"}  # the page and this description
+    answer = described["paths"]["/api/v1/status"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert answer["schema"] == {"$ref": "#/components/schemas/Status"}
+    schemas = described["components"]["schemas"]
+    assert (
+        schemas["Status"]
+        == Status.model_json_schema(mode="serialization", ref_template="#/components/schemas/{model}")
+        | {"$defs": schemas["Status"].get("$defs")}
+        or "$defs" not in schemas["Status"]
+    )
+    assert {"polls", "failures", "last_poll_ms"} <= set(schemas["ModbusStatus"]["properties"])
+    assert described["paths"]["/api/v1/update"].keys() == {"get", "post"}
