@@ -100,11 +100,6 @@ def test_every_api_route_is_described_from_its_models() -> None:
     answer = described["paths"]["/api/v1/status"]["get"]["responses"]["200"]["content"]["application/json"]
     assert answer["schema"] == {"$ref": "#/components/schemas/Status"}
     schemas = described["components"]["schemas"]
-    assert (
-        schemas["Status"]
-        == Status.model_json_schema(mode="serialization", ref_template="#/components/schemas/{model}")
-        | {"$defs": schemas["Status"].get("$defs")}
-        or "$defs" not in schemas["Status"]
-    )
+    assert set(schemas["Status"]["properties"]) == set(Status.model_fields)
     assert {"polls", "failures", "last_poll_ms"} <= set(schemas["ModbusStatus"]["properties"])
     assert described["paths"]["/api/v1/update"].keys() == {"get", "post"}
