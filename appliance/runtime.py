@@ -11,7 +11,6 @@ import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
 from appliance.clock import ClockWatch
 from appliance.config.models import ApplianceConfig, split_host_port
@@ -20,22 +19,22 @@ from appliance.health import HealthWatch
 from appliance.lifecycle import ServiceSet, StopReport, start_unless
 from appliance.loop_lag import LoopMonitor
 from appliance.qc.pipeline import QcPipeline
-from appliance.records import Event, Reading, Severity
+from appliance.records import Event, Reading
 from appliance.safety.link import SafetyLink
-from appliance.safety.protocol import Kind
 from appliance.safety.rules import SafetyRules
 from appliance.service import Service
 from appliance.snapshot import SensorSnapshot
 from appliance.status.document import DiskStatus, RuntimeInfo, Status
-from appliance.status.hal import HalStatus
+from appliance.status.hal import hal_section
 from appliance.status.qc import QcStatus
 from appliance.status.safety import EstopStatus
 from appliance.status.sync import SyncDisabled, SyncStatus
 from appliance.store import Store
 from appliance.update.upload import UpdateArea
 from appliance.web import WebServer
-from appliance.web.access import Access, is_loopback_host
+from appliance.web.access import Access
 from appliance.web.auth import USER, AdminCredential
+from appliance.web.certificate import page_certificate
 from appliance.world import BenchWorld
 from hal.plan import InferencePlan
 from hal.report import HardwareReport, detect
@@ -52,19 +51,6 @@ def _version() -> str:
 
 
 VERSION = _version()
-
-
-def hal_status(report: HardwareReport) -> dict[str, Any]:
-    """The status API's `hal` section: board, accelerators and inference plan first, then the rest."""
-    full = report.to_dict()
-    return {
-        "board": full["board"],
-        "accelerators": full["accelerators"],
-        "inference": full["inference"],
-        "cpu": full["cpu"],
-        "memory_mb": full["memory_mb"],
-        "storage": full["storage"],
-    }
 
 
 class Runtime:
@@ -194,7 +180,7 @@ class Runtime:
             uptime_s=round(time.monotonic() - self.started, 3),
             sensors=self.snapshot.sensors(),
             services=services,
-            hal=HalStatus.model_validate(hal_status(self.hardware)) if self.hardware else None,
+            hal=hal_section(self.hardware) if self.hardware else None,
             qc=qc if isinstance(qc, QcStatus) and qc.running else None,
             estop=self._estop(),
             sync=sync if isinstance(sync, SyncStatus) else SyncDisabled(),
@@ -207,25 +193,12 @@ class Runtime:
 
     async def manual_trip(self, who: str, reason: str) -> EstopStatus | None:
         assert self.safety is not None
-        await self.safety.request(Kind.TRIP, f"manual trip by {who}" + (f": {reason}" if reason else ""))
+        await self.safety.manual_trip(who, reason)
         return self._estop()
 
     async def manual_reset(self, who: str) -> tuple[bool, str, EstopStatus | None]:
         assert self.safety is not None
-        answer = await self.safety.request(Kind.RESET, who)
-        accepted, message = bool(answer.get("accepted")), str(answer.get("message", ""))
-        if not accepted:
-            self.publish_events(
-                [
-                    Event(
-                        time.time(),
-                        "estop.reset_refused",
-                        Severity.WARNING,
-                        "api",
-                        f"reset by {who} {message}",
-                    )
-                ]
-            )
+        accepted, message = await self.safety.manual_reset(who)
         return accepted, message, self._estop()
 
     def _disk(self) -> DiskStatus | None:
@@ -264,29 +237,13 @@ class Runtime:
         await self.lifecycle.start()
 
     def _https(self) -> tuple[Path, Path] | None:
-        """The status page's certificate and key: none, the configured files, or the box's own."""
-        tls = self.config.http.tls
-        if tls == "off":
-            if not is_loopback_host(self.web.host):
-                log.warning(
-                    "the status page listens on %s without TLS: logins cross the network in clear;"
-                    ' set [http] tls = "self-signed" (docs/web.md)',
-                    self.web.host,
-                )
+        """The status page's certificate and key, if it serves HTTPS."""
+        found = page_certificate(
+            self.config.http, self.web.host, self.config.device.id, self.config_path.parent, self.data_dir
+        )
+        if found is None:
             return None
-        from appliance.web.tls import fingerprint, self_signed  # cryptography: only for a box with HTTPS
-
-        if tls == "self-signed":
-            host = split_host_port(self.config.http.listen)[0]
-            cert, key, made = self_signed(self.data_dir, self.config.device.id, host)
-            if made:
-                log.info("made a self-signed HTTPS certificate in %s", cert.parent)
-        else:
-            cert, key = (self.config_path.parent / name for name in (tls.cert, tls.key))
-            for path in (cert, key):
-                if not path.is_file():
-                    raise FileNotFoundError(f"http.tls: {path} does not exist")
-        self.fingerprint = fingerprint(cert)
+        cert, key, self.fingerprint = found
         return cert, key
 
     async def stop(self) -> StopReport:

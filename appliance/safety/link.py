@@ -110,6 +110,22 @@ class SafetyLink(Service):
         finally:
             self._waiting.pop(seq, None)
 
+    async def manual_trip(self, who: str, reason: str) -> None:
+        """A trip asked for on the page or the API."""
+        await self.request(Kind.TRIP, f"manual trip by {who}" + (f": {reason}" if reason else ""))
+
+    async def manual_reset(self, who: str) -> tuple[bool, str]:
+        """A reset asked for on the page or the API: (accepted, the supervisor's word); a refusal is an
+        event (the supervisor records accepted resets itself)."""
+        answer = await self.request(Kind.RESET, who)
+        accepted, message = bool(answer.get("accepted")), str(answer.get("message", ""))
+        if not accepted:
+            refused = Event(
+                time.time(), "estop.reset_refused", Severity.WARNING, "api", f"reset by {who} {message}"
+            )
+            self.record([refused])
+        return accepted, message
+
     def estop(self, rules: list[RuleStatus]) -> EstopStatus:
         """The status document's `estop` section: the supervisor's latest word, with the rules that hold."""
         s = self.state

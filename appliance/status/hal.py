@@ -7,6 +7,7 @@ from typing import Annotated
 
 from appliance.status.metric import MIB, Metric
 from appliance.status.section import Section
+from hal.report import HardwareReport
 
 
 class BoardInfo(Section):
@@ -66,3 +67,8 @@ class HalStatus(Section):
     cpu: CpuInfo
     memory_mb: Annotated[int, Metric("appliance_hal_memory_bytes", "Memory of the board.", MIB)]
     storage: list[DiskInfo]
+
+
+def hal_section(report: HardwareReport) -> HalStatus:
+    """The hardware report as the status shows it (its sysroot, a test's concern, left out)."""
+    return HalStatus.model_validate({k: v for k, v in report.to_dict().items() if k != "root"})
