@@ -45,7 +45,7 @@ def test_a_lazy_target_is_imported_on_first_use_only(monkeypatch: pytest.MonkeyP
 
 
 def test_a_bad_import_path_says_what_it_expected() -> None:
-    with pytest.raises(ValueError, match="expected 'package.module:attribute'"):
+    with pytest.raises(ValueError, match=r"expected 'package\.module:attribute'"):
         load_object("colorsys.rgb_to_hsv")
 
 
