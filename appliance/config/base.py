@@ -29,7 +29,7 @@ def tagged_union(registry: Registry[Any]) -> Any:
     configs = registry.configs()
     if not configs:
         raise ValueError(f"no {registry.what} has a config class")
-    # pydantic wants a Union even of one class to use the discriminator (the RTU bus is alone today)
+    # a registry with one config class gives that class, still checked by its `type` (as [buses] is)
     return Annotated[Union[configs], Field(discriminator="type")]  # noqa: UP007 (a tuple of classes)
 
 
