@@ -186,8 +186,8 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda number, _: asked.append(number))
 
+    from appliance.config.http import check_host_port
     from appliance.config.loader import load_config
-    from appliance.config.models import check_host_port
     from appliance.lifecycle import BoundedLoop, leave
     from appliance.runtime import Runtime
     from appliance.store.migrations import SchemaTooNew

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from appliance.config.models import RegisterSettings
+from appliance.config.registers import RegisterSettings
 from appliance.features import ChannelFeatures, FeatureSnapshot
 from appliance.records import Quality, Reading
 

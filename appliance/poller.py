@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from appliance.config.models import ModbusDeviceSettings
+from appliance.config.devices import ModbusDeviceSettings
 from appliance.derived import DerivedChannels
 from appliance.records import Quality, Reading
 from appliance.service import Service

@@ -13,7 +13,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from appliance.clock import ClockWatch
-from appliance.config.models import ApplianceConfig, split_host_port
+from appliance.config.http import split_host_port
+from appliance.config.models import ApplianceConfig
 from appliance.fieldbus import build_field
 from appliance.health import HealthWatch
 from appliance.lifecycle import ServiceSet, StopReport, start_unless

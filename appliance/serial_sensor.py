@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from appliance.config.models import SerialAsciiDeviceSettings, SerialBinaryDeviceSettings
+from appliance.config.devices import SerialAsciiDeviceSettings, SerialBinaryDeviceSettings
 from appliance.poller import ReadingSink
 from appliance.records import Quality, Reading
 from appliance.service import Service

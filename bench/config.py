@@ -6,10 +6,11 @@ import itertools
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 # The bench reuses only the appliance's config-file plumbing (reading TOML, wording errors),
 # never its protocol code, so it stays an independent peer of every protocol the box speaks.
+from appliance.config.base import Settings
 from appliance.config.errors import describe
 from appliance.config.loader import ConfigError, read_toml
 from bench.signals import Signal
@@ -17,11 +18,7 @@ from bench.signals import Signal
 WORDS = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4, "bool": 1, "string": 1}
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class SimRegister(_Settings):
+class SimRegister(Settings):
     """One value a simulated slave serves, encoded as a real device would."""
 
     table: Literal["coil", "discrete_input", "holding", "input"]
@@ -58,7 +55,7 @@ class SimRegister(_Settings):
         return self
 
 
-class ModbusTcpSlave(_Settings):
+class ModbusTcpSlave(Settings):
     """A Modbus TCP device on loopback."""
 
     name: Annotated[str, Field(min_length=1)]
@@ -78,7 +75,7 @@ class ModbusTcpSlave(_Settings):
         return self
 
 
-class RtuSlave(_Settings):
+class RtuSlave(Settings):
     """One slave on a simulated RS-485 line."""
 
     unit: Annotated[int, Field(ge=1, le=247)]
@@ -86,7 +83,7 @@ class RtuSlave(_Settings):
     holes: Literal["invalid", "zero"] = "invalid"
 
 
-class RtuLine(_Settings):
+class RtuLine(Settings):
     """A paced RS-485 line and the slaves on it; the appliance opens `link`."""
 
     name: Annotated[str, Field(min_length=1)]
@@ -105,7 +102,7 @@ class RtuLine(_Settings):
         return self
 
 
-class SerialSensorSim(_Settings):
+class SerialSensorSim(Settings):
     """A sensor writing frames to a pty; the appliance opens `link`."""
 
     name: Annotated[str, Field(min_length=1)]
@@ -115,7 +112,7 @@ class SerialSensorSim(_Settings):
     seed: int = 0
 
 
-class CameraSim(_Settings):
+class CameraSim(Settings):
     """The synthetic conveyor camera, served as an MJPEG IP camera at http://HOST:PORT/stream.mjpg."""
 
     name: Annotated[str, Field(min_length=1)]
@@ -134,7 +131,7 @@ class CameraSim(_Settings):
     seed: int = 0
 
 
-class UpstreamSim(_Settings):
+class UpstreamSim(Settings):
     """The upstream: a mosquitto broker started here (`spawn_broker`) on `mqtt`'s port, and the receiver that
     records every batch it gets over MQTT (and over HTTP when `http` is set) into `ledger`; the evidence files
     it receives go to the folder `evidence` beside the ledger."""
@@ -146,7 +143,7 @@ class UpstreamSim(_Settings):
     ledger: Annotated[str, Field(min_length=1)] = "/tmp/edge-appliance-bench/upstream.db"
 
 
-class BenchConfig(_Settings):
+class BenchConfig(Settings):
     """Everything `bench sim` starts."""
 
     modbus_tcp: list[ModbusTcpSlave] = []

@@ -6,12 +6,12 @@ import math
 import random
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, model_validator
+
+from appliance.config.base import Settings
 
 
-class _Signal(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
+class _Signal(Settings):
     def at(self, t: float) -> float:
         raise NotImplementedError
 

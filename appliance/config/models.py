@@ -1,49 +1,56 @@
-"""The typed settings of appliance.toml; each backend validates its own options (`type = "..."`)."""
+"""The typed settings of appliance.toml; each backend validates its own options (`type = "..."`).
+
+The sections live by topic (http.py, devices.py, registers.py, qc.py, camera.py, safety.py, sync.py);
+this module puts them together and keeps the registry-built unions in step with their registries.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
+from appliance.config.base import NAME_PATTERN, Settings, follow, key_literal, tagged_union
+from appliance.config.camera import CAMERA_SOURCES
+from appliance.config.devices import (
+    DEVICE_TYPES,
+    BusSettings,
+    DeviceSettings,
+    ModbusDeviceSettings,
+    ModbusRtuDeviceSettings,
+    ModbusTcpDeviceSettings,
+    SerialAsciiDeviceSettings,
+    SerialBinaryDeviceSettings,
+)
+from appliance.config.http import HostPort, HttpSettings, check_host_port, split_host_port
 from appliance.config.qc import QcSettings
-from appliance.config.safety import SafetySettings
-from appliance.config.sync import ClassSettings, SyncSettings
-from appliance.features import WaveformSettings
-from drivers.modbus.registers import ByteOrder, DataType, Point, RegisterMap, Table
+from appliance.config.registers import FeatureSettings, RegisterSettings
+from appliance.config.safety import SafetySettings, StopLineSettings
+from appliance.config.sync import TRANSPORTS, ClassSettings, SyncSettings
+from hal.gpio.factory import GPIO_BACKENDS
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# Names that lived here before the sections were split by topic; importers of this module still find them.
+__all__ = [
+    "NAME_PATTERN",
+    "ApplianceConfig",
+    "FeatureSettings",
+    "HostPort",
+    "HttpSettings",
+    "ModbusDeviceSettings",
+    "ModbusRtuDeviceSettings",
+    "ModbusTcpDeviceSettings",
+    "RegisterSettings",
+    "SerialAsciiDeviceSettings",
+    "SerialBinaryDeviceSettings",
+    "Settings",
+    "StoreSettings",
+    "check_host_port",
+    "split_host_port",
+]
 
-
-class Settings(BaseModel):
-    """Base of every section: unknown keys are errors and TOML types are taken as they are."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-def check_host_port(value: str) -> str:
-    """`value` if it is HOST:PORT, else ValueError saying what is expected."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT (port 0-65535, 0 = any free port), got {value!r}")
-    return value
-
-
-HostPort = Annotated[str, AfterValidator(check_host_port)]
-
-
-def split_host_port(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-# Enum fields take their string value from TOML (strict mode alone would want the enum object).
-TableField = Annotated[Table, Field(strict=False)]
-DataTypeField = Annotated[DataType, Field(strict=False)]
-OrderField = Annotated[ByteOrder, Field(strict=False)]
+DeviceName = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 class DeviceIdentity(Settings):
@@ -57,26 +64,6 @@ class HalSettings(Settings):
     """Hardware detection."""
 
     root: Annotated[str, Field(min_length=1)] = "/"  # read /proc, /sys, /dev, /etc under here
-
-
-class TlsFiles(Settings):
-    """A certificate and its key for the status page's HTTPS (PEM files; relative to the config file)."""
-
-    cert: Annotated[str, Field(min_length=1)]
-    key: Annotated[str, Field(min_length=1)]
-
-
-class HttpSettings(Settings):
-    """The local status page and JSON API (docs/web.md)."""
-
-    listen: HostPort = "127.0.0.1:8080"
-    # Who may read the status without logging in: "remote" (default) asks everyone but loopback clients,
-    # "always" asks everyone, "never" nobody. Control actions always need the admin credential.
-    status_login: Literal["remote", "always", "never"] = "remote"
-    # "off" (plain HTTP), "self-signed" (a certificate made on first start, kept in the data directory),
-    # or { cert = "...", key = "..." }.
-    tls: Literal["off", "self-signed"] | TlsFiles = "off"
-    session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0  # a login lasts this long
 
 
 class StoreSettings(Settings):
@@ -121,191 +108,6 @@ class RuntimeSettings(Settings):
     stop_budget_s: Annotated[float, Field(ge=0.5, le=60)] = 2.0
 
 
-class FeatureSettings(Settings):
-    """Features computed for a channel: over a time window, against a learned baseline, and for waveforms
-    RMS, peak and band energies (see docs/drivers.md)."""
-
-    window_s: Annotated[float, Field(gt=0, le=86400)] = 10.0
-    baseline_samples: Annotated[int, Field(ge=2, le=1_000_000)] = 100
-    sample_rate_hz: Annotated[float, Field(gt=0, le=1_000_000)] | None = None  # waveforms only
-    bands: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = []  # [[low_hz, high_hz], ...]
-
-    def waveform(self) -> WaveformSettings | None:
-        if self.sample_rate_hz is None:
-            return None
-        return WaveformSettings(self.sample_rate_hz, tuple((b[0], b[1]) for b in self.bands))
-
-
-class RegisterSettings(Settings):
-    """One value in a device's register map."""
-
-    channel: Annotated[str, Field(pattern=NAME_PATTERN)]
-    table: TableField
-    address: Annotated[int, Field(ge=0, le=65535)]
-    datatype: DataTypeField = DataType.UINT16
-    byte_order: OrderField = ByteOrder.BIG
-    word_order: OrderField = ByteOrder.BIG
-    scale: float = 1.0
-    offset: float = 0.0
-    unit: str = ""
-    length: Annotated[int, Field(ge=1, le=125)] = 1  # strings: registers; numbers: samples (a waveform)
-    features: FeatureSettings | None = None
-
-    @model_validator(mode="after")
-    def _fits(self) -> RegisterSettings:
-        if self.table.is_bits and self.datatype not in (DataType.BOOL, DataType.UINT16):
-            raise ValueError(f"a {self.table} is one bit: datatype must be 'bool', not {self.datatype!r}")
-        point = self.point()
-        if point.count > 125:
-            raise ValueError(
-                f"{self.length} x {self.datatype} is {point.count} registers; one read takes 125"
-            )
-        if self.address + point.count > 65536:
-            raise ValueError(f"{self.datatype} at address {self.address} runs past register 65535")
-        if self.datatype is DataType.STRING and self.features is not None:
-            raise ValueError("a string has no features")
-        if point.is_waveform and (self.features is None or self.features.sample_rate_hz is None):
-            raise ValueError(f"a waveform ({self.length} samples) needs features.sample_rate_hz")
-        if self.features is not None and not point.is_waveform and self.features.sample_rate_hz is not None:
-            raise ValueError("features.sample_rate_hz is for waveforms (length > 1)")
-        if self.features is not None:
-            self.features.waveform()  # band limits against the Nyquist frequency
-        return self
-
-    def point(self) -> Point:
-        datatype = DataType.BOOL if self.table.is_bits else self.datatype
-        return Point(
-            self.channel,
-            self.table,
-            self.address,
-            datatype,
-            self.byte_order,
-            self.word_order,
-            self.scale,
-            self.offset,
-            self.unit,
-            self.length,
-        )
-
-
-class ModbusDeviceSettings(Settings):
-    """What every Modbus device has: a register map polled on an interval."""
-
-    poll_interval_s: Annotated[float, Field(ge=0.01, le=3600)] = 1.0
-    # unused registers a read may span; "auto" tunes it from the measured cost of requests and registers
-    max_gap: Annotated[int, Field(ge=0, le=124)] | Literal["auto"] = 8
-    registers: Annotated[list[RegisterSettings], Field(min_length=1)]
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ModbusDeviceSettings:
-        self.register_map()  # raises ValueError on duplicate channels and overlaps
-        return self
-
-    def register_map(self) -> RegisterMap:
-        return RegisterMap.of(r.point() for r in self.registers)
-
-
-class ModbusTcpDeviceSettings(ModbusDeviceSettings):
-    """A Modbus TCP unit polled on an interval."""
-
-    type: Literal["modbus_tcp"]
-    host: Annotated[str, Field(min_length=1)]
-    port: Annotated[int, Field(ge=1, le=65535)] = 502
-    unit: Annotated[int, Field(ge=0, le=255)] = 1
-    timeout_s: Annotated[float, Field(gt=0, le=60)] = 1.0
-
-
-class ModbusRtuDeviceSettings(ModbusDeviceSettings):
-    """A slave on a serial line (see [buses]); its timeout follows from the baud rate and `turnaround_s`."""
-
-    type: Literal["modbus_rtu"]
-    bus: Annotated[str, Field(pattern=NAME_PATTERN)]
-    unit: Annotated[int, Field(ge=1, le=247)]
-    turnaround_s: Annotated[float, Field(gt=0, le=5)] = 0.05  # longest the slave takes to start answering
-
-
-class SerialFieldSettings(Settings):
-    """A numeric value in a sensor's frames, delivered as a channel."""
-
-    name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    scale: float = 1.0
-    offset: float = 0.0
-    unit: str = ""
-
-
-class SerialChannelSettings(SerialFieldSettings):
-    """A channel of the binary protocol: its id in the frame."""
-
-    id: Annotated[int, Field(ge=0, le=255)]
-
-
-class SerialLineOptions(Settings):
-    """The port and its character format, and when a silent channel turns stale."""
-
-    url: Annotated[str, Field(min_length=1)]  # /dev/ttyUSB0, a pty path, socket://host:port, loop://
-    baudrate: Annotated[int, Field(ge=50, le=4_000_000)] = 9600
-    bytesize: Literal[5, 6, 7, 8] = 8
-    parity: Literal["N", "E", "O", "M", "S"] = "N"
-    stopbits: Literal[1, 2] = 1
-    stale_after_s: Annotated[float, Field(gt=0, le=86400)] = 5.0
-
-
-class SerialAsciiDeviceSettings(SerialLineOptions):
-    """A sensor printing text lines: a regex with named groups picks the values out of each line."""
-
-    type: Literal["serial_ascii"]
-    pattern: Annotated[str, Field(min_length=1)]
-    checksum: Literal["none", "nmea"] = "none"
-    fields: Annotated[list[SerialFieldSettings], Field(min_length=1)]
-
-    @model_validator(mode="after")
-    def _pattern_names_fields(self) -> SerialAsciiDeviceSettings:
-        try:
-            groups = re.compile(self.pattern).groupindex
-        except re.error as exc:
-            raise ValueError(f"pattern is not a regular expression: {exc}") from None
-        if missing := [f.name for f in self.fields if f.name not in groups]:
-            raise ValueError(f"fields {missing} are not named groups (?P<name>...) of the pattern")
-        return self
-
-
-class SerialBinaryDeviceSettings(SerialLineOptions):
-    """A sensor sending the framed binary protocol of docs/drivers.md."""
-
-    type: Literal["serial_binary"]
-    channels: Annotated[list[SerialChannelSettings], Field(min_length=1)]
-
-    @model_validator(mode="after")
-    def _ids_unique(self) -> SerialBinaryDeviceSettings:
-        ids = [c.id for c in self.channels]
-        if dupes := sorted({i for i in ids if ids.count(i) > 1}):
-            raise ValueError(f"channel id {dupes[0]} is used twice")
-        return self
-
-
-DeviceSettings = Annotated[
-    ModbusTcpDeviceSettings
-    | ModbusRtuDeviceSettings
-    | SerialAsciiDeviceSettings
-    | SerialBinaryDeviceSettings,
-    Field(discriminator="type"),
-]
-
-
-class RtuBusSettings(Settings):
-    """A serial line with Modbus RTU slaves on it: one master serves them all in turn."""
-
-    type: Literal["modbus_rtu"]
-    url: Annotated[str, Field(min_length=1)]  # /dev/ttyUSB0, a pty, socket://host:port, rfc2217://...
-    baudrate: Annotated[int, Field(ge=300, le=921600)] = 19200
-    bytesize: Literal[7, 8] = 8
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-
-
-BusSettings = Annotated[RtuBusSettings, Field(discriminator="type")]
-
-
 class ApplianceConfig(Settings):
     """The whole appliance.toml."""
 
@@ -314,8 +116,8 @@ class ApplianceConfig(Settings):
     http: HttpSettings = HttpSettings()
     store: StoreSettings = StoreSettings()
     runtime: RuntimeSettings = RuntimeSettings()
-    buses: dict[Annotated[str, Field(pattern=NAME_PATTERN)], BusSettings] = {}
-    devices: dict[Annotated[str, Field(pattern=NAME_PATTERN)], DeviceSettings] = {}
+    buses: dict[DeviceName, BusSettings] = {}
+    devices: dict[DeviceName, DeviceSettings] = {}
     # Owned and validated by the bench (`bench sim --config`): when present, `appliance run`
     # starts that simulated world beside the runtime.
     qc: QcSettings | None = None
@@ -349,3 +151,21 @@ class ApplianceConfig(Settings):
             if sensor.startswith(device + ".") and len(sensor) > len(device) + 1:
                 return device, sensor[len(device) + 1 :]
         return None
+
+
+# A plugin that registers a device type, camera source, transport or GPIO backend after this module was
+# imported is validated like the built-in ones: each change to a registry rebuilds the models that use it.
+def _device_table() -> Any:
+    return dict[DeviceName, tagged_union(DEVICE_TYPES)]  # type: ignore[misc]  # a type made at run time
+
+
+follow(DEVICE_TYPES, ApplianceConfig, "devices", _device_table)
+follow(CAMERA_SOURCES, QcSettings, "camera", lambda: tagged_union(CAMERA_SOURCES), (ApplianceConfig,))
+follow(TRANSPORTS, SyncSettings, "upstream", lambda: tagged_union(TRANSPORTS), (ApplianceConfig,))
+follow(
+    GPIO_BACKENDS,
+    StopLineSettings,
+    "gpio",
+    lambda: key_literal(GPIO_BACKENDS, "auto"),
+    (SafetySettings, ApplianceConfig),
+)

@@ -1,29 +1,17 @@
-"""The `[qc]` section: camera, model, decision policy and evidence of the quality-control pipeline."""
+"""The `[qc]` section: model, decision policy and evidence of the quality-control pipeline; its camera is
+one of the sources of appliance/config/camera.py."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from appliance.config.base import Settings
+from appliance.config.camera import CameraSettings
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class CameraSettings(_Settings):
-    """Where frames come from (docs/qc.md#cameras)."""
-
-    type: Literal["v4l2", "gstreamer", "stream", "file", "directory"]
-    uri: Annotated[str, Field(min_length=1)]  # /dev/video0 or 0; a pipeline; rtsp:// or http://; a path
-    fps: Annotated[float, Field(gt=0, le=1000)] = 10.0  # for a directory of images
-    loop: bool = True  # files and directories: start again at the end
-    width: Annotated[int, Field(ge=0, le=10000)] = 0  # ask the camera for this size (0: its default)
-    height: Annotated[int, Field(ge=0, le=10000)] = 0
-    stall_s: Annotated[float, Field(gt=0, le=3600)] = 5.0  # no frame for this long: reopen the source
-
-
-class ClassPolicySettings(_Settings):
+class ClassPolicySettings(Settings):
     """What a class means for the line."""
 
     severity: Literal["critical", "warning", "info"]
@@ -38,7 +26,7 @@ class ClassPolicySettings(_Settings):
         return self
 
 
-class EvidenceSettings(_Settings):
+class EvidenceSettings(Settings):
     """Frames of rejects kept on disk."""
 
     dir: Annotated[str, Field(min_length=1)] = "evidence"  # under the data directory
@@ -47,7 +35,7 @@ class EvidenceSettings(_Settings):
     jpeg_quality: Annotated[int, Field(ge=10, le=100)] = 90
 
 
-class DetectionSettings(_Settings):
+class DetectionSettings(Settings):
     """Which output holds what, for an SSD-style model (TFLite's post-processing order by default)."""
 
     boxes: Annotated[int, Field(ge=0)] = 0
@@ -56,7 +44,7 @@ class DetectionSettings(_Settings):
     count: Annotated[int, Field(ge=0)] = 3
 
 
-class QcSettings(_Settings):
+class QcSettings(Settings):
     """A camera, a LiteRT model and what its classes mean."""
 
     model: Annotated[str, Field(min_length=1)]  # .tflite, relative to the config file

@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from appliance.config.base import Settings, key_literal
 from appliance.safety.protocol import RULE_NAME_BYTES
 from appliance.safety.settings import DEFAULT_SOCKET, LIMITS
+from hal.gpio.factory import GPIO_BACKENDS
+
+if TYPE_CHECKING:
+    GpioChoice = str
+else:  # "auto" and the registered backends; rebuilt when a plugin registers one (appliance/config/models.py)
+    GpioChoice = key_literal(GPIO_BACKENDS, "auto")
 
 SENSOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$"
 Severity = Literal["critical", "warning", "info"]
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class StopLineSettings(_Settings):
+class StopLineSettings(Settings):
     """The output to the safety relay or PLC input; energized (active) only while all is well."""
 
-    gpio: Literal["auto", "gpiod", "rpigpio", "mock"] = "auto"  # auto: $APPLIANCE_GPIO, then probing
+    gpio: GpioChoice = "auto"  # a backend of hal/gpio/factory.py; auto: $APPLIANCE_GPIO, then probing
     line: Annotated[int, Field(ge=0)] | Annotated[str, Field(min_length=1)]  # offset, or the line's name
     # /dev/gpiochipN, gpiochipN or the chip's label; None: the board's header chip, found by its label
     chip: Annotated[str, Field(min_length=1)] | None = None
     active_level: Literal["high", "low"] = "high"
 
 
-class _Rule(_Settings):
+class _Rule(Settings):
     sensor: Annotated[str, Field(pattern=SENSOR_PATTERN)]  # DEVICE.CHANNEL, as the status API lists it
     severity: Severity = "critical"
     name: str = ""  # shown in events; default: the type and the sensor
@@ -90,7 +93,7 @@ def _limited(key: str) -> Any:
     return Field(default, ge=least, le=most)
 
 
-class SafetySettings(_Settings):
+class SafetySettings(Settings):
     """The supervisor, its line and its deadline; the runtime's rules (docs/safety.md)."""
 
     supervisor: Literal["spawn", "external"] = "spawn"  # spawn: `appliance run` starts it (a desktop)

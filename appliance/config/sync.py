@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
+
+from appliance.config.base import Settings, tagged_union
+from hal.registry import Registry
+
+if TYPE_CHECKING:
+    from appliance.sync.transport import TransportFactory
 
 ClassName = Literal["critical", "important", "normal", "background"]
 TierName = Literal["minimal", "conservative", "normal", "unmetered"]
-
-
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 def _check_host_port(value: str) -> str:
@@ -21,7 +23,7 @@ def _check_host_port(value: str) -> str:
     return value
 
 
-class ClassSettings(_Settings):
+class ClassSettings(Settings):
     """Which priority class each record gets when it is stored (docs/sync.md).
 
     `sensors` maps glob patterns over sensor ids (DEVICE.CHANNEL, features included) to a class and
@@ -37,7 +39,7 @@ class ClassSettings(_Settings):
     evidence: dict[Literal["thumbnail", "image"], ClassName] = {}
 
 
-class TlsSettings(_Settings):
+class TlsSettings(Settings):
     """TLS to the upstream: the CA that signed its certificate and, for mutual TLS, our certificate and key
     (files on the data partition; the key never lives in the config file)."""
 
@@ -53,7 +55,7 @@ class TlsSettings(_Settings):
         return self
 
 
-class MqttUpstream(_Settings):
+class MqttUpstream(Settings):
     """An MQTT broker: QoS 1, persistent session, a retained last will (docs/sync.md, Topic layout)."""
 
     type: Literal["mqtt"]
@@ -66,7 +68,7 @@ class MqttUpstream(_Settings):
     tls: TlsSettings | None = None
 
 
-class HttpsUpstream(_Settings):
+class HttpsUpstream(Settings):
     """An HTTP(S) endpoint: each batch is POSTed to `{url}/v1/batches`; a 2xx answer acknowledges it."""
 
     type: Literal["https"]
@@ -75,10 +77,21 @@ class HttpsUpstream(_Settings):
     token_file: str | None = None  # a file holding a bearer token, sent as `Authorization: Bearer ...`
 
 
-Upstream = Annotated[MqttUpstream | HttpsUpstream, Field(discriminator="type")]
+# The ways upstream, by `type`: the config class and the transport that class configures, imported when
+# the sync service starts (paho stays out of `appliance check-config`). A new transport is one module:
+# a `Settings` with `type: Literal["KEY"]`, a `Transport` (appliance/sync/transport.py) taking
+# (settings, device, folder), and `TRANSPORTS.register("KEY", TransportClass, config=...)` (docs/sync.md).
+TRANSPORTS: Registry[TransportFactory] = Registry("upstream type")
+TRANSPORTS.register("mqtt", "appliance.sync.mqtt:MqttTransport", config=MqttUpstream)
+TRANSPORTS.register("https", "appliance.sync.https:HttpsTransport", config=HttpsUpstream)
+
+if TYPE_CHECKING:  # the type checker knows the built-in transports; validation takes every registered one
+    Upstream = MqttUpstream | HttpsUpstream
+else:
+    Upstream = tagged_union(TRANSPORTS)
 
 
-class TierOverride(_Settings):
+class TierOverride(Settings):
     """Changes to one tier's row of the default policy (docs/sync.md's table)."""
 
     classes: list[ClassName] | None = None
@@ -88,7 +101,7 @@ class TierOverride(_Settings):
     interval_s: Annotated[float, Field(ge=0, le=86400)] | None = None
 
 
-class ThresholdSettings(_Settings):
+class ThresholdSettings(Settings):
     """Where the measured goodput puts the link, and how sticky the tier is."""
 
     minimal_below_mbit: Annotated[float, Field(gt=0)] = 5.0
@@ -104,7 +117,7 @@ class ThresholdSettings(_Settings):
         return self
 
 
-class SyncSettings(_Settings):
+class SyncSettings(Settings):
     """Sending the store's records upstream, most important first, as far as the link allows."""
 
     upstream: Upstream

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.config.camera import CAMERA_SOURCES
 from appliance.config.qc import QcSettings
 from appliance.qc.detection import Detection, DetectionOutputs, best_scores, parse
 from appliance.qc.evidence import EvidenceStore, evidence_name
@@ -25,7 +26,7 @@ from appliance.qc.policy import ClassRule, Decision, DecisionPolicy
 from appliance.records import Event, Severity
 from appliance.service import Service
 from appliance.status import qc as section
-from drivers.camera import CameraReader, Frame, FrameSource, SourceKind, open_source
+from drivers.camera import CameraReader, Frame, FrameSource
 from hal.inference import InferenceEngine
 from hal.plan import InferencePlan
 
@@ -86,12 +87,10 @@ class QcPipeline(Service):
         cam = settings.camera
 
         def camera() -> FrameSource:
-            return open_source(
-                SourceKind(cam.type), cam.uri, fps=cam.fps, loop=cam.loop, width=cam.width, height=cam.height
-            )
+            return CAMERA_SOURCES.get(cam.type)(cam)
 
         # `source` replaces the configured camera (benchmarks feed frames from memory)
-        recorded = cam.type in ("file", "directory") or source is not None
+        recorded = cam.recorded or source is not None
         self.reader = CameraReader(
             source or camera,
             queue_size=settings.queue_frames,

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hal.gpio.factory import GPIO_BACKENDS
+
 # key: (least, most, default)
 LIMITS: dict[str, tuple[int, int, int]] = {
     "heartbeat_interval_ms": (5, 10_000, 100),
@@ -23,10 +25,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "supervisor": ("spawn", "external"),  # spawn: `appliance run` starts it (a desktop)
     "watchdog": ("auto", "none", "systemd", "kernel"),  # auto: systemd's if started by it
 }
-LINE_CHOICES: dict[str, tuple[str, ...]] = {
-    "gpio": ("auto", "gpiod", "rpigpio", "mock"),  # auto: $APPLIANCE_GPIO, then probing
-    "active_level": ("high", "low"),
-}
+
+
+def line_choices() -> dict[str, tuple[str, ...]]:
+    """The choices of `[safety.stop_line]`; the GPIO backends are the registry's, plugins included."""
+    return {
+        "gpio": ("auto", *GPIO_BACKENDS.keys()),  # auto: $APPLIANCE_GPIO, then probing
+        "active_level": ("high", "low"),
+    }
+
+
 RUNTIME_KEYS = ("trip_on_qc", "rules")  # the runtime's to check
 DEFAULT_SOCKET = "safety.sock"  # under the data directory
 
@@ -120,7 +128,9 @@ def _stop_line(table: object, problems: list[str]) -> StopLine | None:
         problems.append('safety.stop_line: expected a table such as { gpio = "gpiod", line = 17 }')
         return None
     problems += [
-        f"safety.stop_line.{key}: unknown key" for key in table if key not in {*LINE_CHOICES, "line", "chip"}
+        f"safety.stop_line.{key}: unknown key"
+        for key in table
+        if key not in {*line_choices(), "line", "chip"}
     ]
     line, chip = table.get("line"), table.get("chip")
     if line is None:
@@ -132,7 +142,7 @@ def _stop_line(table: object, problems: list[str]) -> StopLine | None:
     if chip is not None and not (isinstance(chip, str) and chip):
         problems.append("safety.stop_line.chip: expected a /dev/gpiochipN path or a chip label")
     choices = [
-        _choice(table, k, allowed, problems, "safety.stop_line") for k, allowed in LINE_CHOICES.items()
+        _choice(table, k, allowed, problems, "safety.stop_line") for k, allowed in line_choices().items()
     ]
     if line is None or not (type(line) is int or isinstance(line, str)):
         return None

@@ -32,6 +32,7 @@ class AcceleratorInfo(Section):
 
 class PlannedBackend(Section):
     backend: str
+    runner: str  # the inference runner that loads it (hal/plan.py's INFERENCE_RUNNERS)
     reason: str
     delegate: str | None
     delegate_options: dict[str, str]

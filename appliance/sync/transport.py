@@ -1,4 +1,8 @@
-"""What the sync service needs of a way upstream: send a batch, hear its acknowledgement, know the link."""
+"""What the sync service needs of a way upstream: send a batch, hear its acknowledgement, know the link.
+
+The transports (mqtt.py, https.py, and any plugin) import this module; it imports none of them: they
+are entries of `TRANSPORTS` (appliance/config/sync.py), found by the `type` of `[sync.upstream]`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.config.sync import HttpsUpstream, MqttUpstream, TlsSettings
+from appliance.config.sync import TRANSPORTS, TlsSettings, Upstream
 
 Ack = Callable[[object], None]  # called with the token given to send(), on the transport's thread
 StateChange = Callable[[bool], None]  # connected or not, on the transport's thread
@@ -54,12 +58,10 @@ def tls_context(settings: TlsSettings, folder: Path) -> ssl.SSLContext:
     return context
 
 
-def build_transport(upstream: MqttUpstream | HttpsUpstream, device: str, folder: Path) -> Transport:
+def build_transport(upstream: Upstream, device: str, folder: Path) -> Transport:
     """The transport for the `[sync.upstream]` section; relative file names start at `folder`."""
-    if isinstance(upstream, MqttUpstream):
-        from appliance.sync.mqtt import MqttTransport
+    return TRANSPORTS.get(upstream.type)(upstream, device, folder)
 
-        return MqttTransport(upstream, device, folder)
-    from appliance.sync.https import HttpsTransport
 
-    return HttpsTransport(upstream, device, folder)
+# What TRANSPORTS holds: a Transport class, or a function, taking (its settings, device id, config folder).
+TransportFactory = Callable[[Any, str, Path], Transport]

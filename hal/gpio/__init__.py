@@ -1,10 +1,10 @@
 """GPIO lines with an active level and, for outputs, a safe state held at open, close and exit."""
 
 from hal.gpio.base import ActiveLevel, GpioBackend, GpioError, InputLine, LineSettings, OutputLine
-from hal.gpio.factory import BACKENDS, open_backend
+from hal.gpio.factory import GPIO_BACKENDS, open_backend
 
 __all__ = [
-    "BACKENDS",
+    "GPIO_BACKENDS",
     "ActiveLevel",
     "GpioBackend",
     "GpioError",

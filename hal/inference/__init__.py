@@ -1,7 +1,8 @@
-"""Running LiteRT models on the backend the inference plan picks, falling back and recovering at run time."""
+"""Running models (LiteRT, or a registered runner) on the backend the inference plan picks, falling back
+and recovering at run time."""
 
 from hal.inference.engine import InferenceEngine, NoBackendAvailable
-from hal.inference.runner import BackendUnavailable, InputError, Runner, load_litert
+from hal.inference.runner import BackendUnavailable, InputError, Runner, load_litert, load_planned
 
 __all__ = [
     "BackendUnavailable",
@@ -10,4 +11,5 @@ __all__ = [
     "NoBackendAvailable",
     "Runner",
     "load_litert",
+    "load_planned",
 ]

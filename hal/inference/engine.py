@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hal.inference.runner import Fill, InputError, Loader, Runner, load_litert
+from hal.inference.runner import Fill, InputError, Loader, Runner, load_planned
 from hal.plan import InferencePlan
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class InferenceEngine:
     """One model on the plan's backends; `invoke()` is called from one inference thread."""
 
     def __init__(
-        self, model: Path, plan: InferencePlan, loader: Loader = load_litert, probe_interval_s: float = 30.0
+        self, model: Path, plan: InferencePlan, loader: Loader = load_planned, probe_interval_s: float = 30.0
     ) -> None:
         self.model = model
         self.plan = plan

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hal.plan import BackendKind, PlannedBackend
+from hal.plan import INFERENCE_RUNNERS, BackendKind, PlannedBackend
+from hal.registry import load_object
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +125,10 @@ class LiteRTRunner:
 
 def load_litert(backend: PlannedBackend, model: Path) -> Runner:
     return LiteRTRunner(backend, model)
+
+
+def load_planned(backend: PlannedBackend, model: Path) -> Runner:
+    """The model on `backend`, by the loader of the runner that planned it (INFERENCE_RUNNERS)."""
+    loader = INFERENCE_RUNNERS.get(backend.runner).loader
+    load: Loader = load_object(loader) if isinstance(loader, str) else loader
+    return load(backend, model)

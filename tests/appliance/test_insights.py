@@ -34,7 +34,14 @@ def service(**details: Any) -> dict[str, Any]:
 
 def backend(name: str) -> dict[str, Any]:
     """A backend of the inference plan (the `hal` section)."""
-    return {"backend": name, "reason": "", "delegate": None, "delegate_options": {}, "threads": 1}
+    return {
+        "backend": name,
+        "reason": "",
+        "delegate": None,
+        "delegate_options": {},
+        "runner": "litert",
+        "threads": 1,
+    }
 
 
 def healthy(now: float) -> dict[str, Any]:
