@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from appliance.sync.mqtt import publish_size
+from bench.harness.ports import free_port
+from bench.harness.runtime import start_runtime
+from bench.harness.worlds import EXAMPLE
 from bench.netshape import NetShapeUnavailable, ShapedLink
-from bench.perf.processes import start_runtime
 from bench.upstream.broker import Mosquitto
 from bench.upstream.receiver import Receiver
-from bench.upstream.rig import RigSettings, SyncRig, free_port
+from bench.upstream.rig import RigSettings, SyncRig
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bench.toml"
 QUALITY = {0: "ok", 1: "stale", 2: "error"}
 
 
