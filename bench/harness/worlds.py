@@ -13,20 +13,24 @@ CONTROL_PORT = 15099  # the bench world's fault API in examples/bench.toml
 WORLD_FILES = "/tmp/edge-appliance-bench"  # where examples/bench.toml puts the world's pty links
 
 
+def example(listen: str = "127.0.0.1:0") -> str:
+    """examples/bench.toml with its status page on `listen` (default: a free port) and its QC model found
+    from any working directory."""
+    text = EXAMPLE.read_text().replace('listen = "127.0.0.1:8080"', f'listen = "{listen}"')
+    return text.replace('model = "../', f'model = "{EXAMPLE.parent.parent}/')
+
+
 def bench_world(extra: str) -> str:
     """examples/bench.toml on a free status port, the model found from anywhere, its [safety] replaced by
     `extra` (its own rules would interleave the trips a benchmark makes)."""
-    text = EXAMPLE.read_text().replace('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:0"')
-    text = re.sub(r"\n\[safety\].*?(?=\n# ---)", "\n", text, flags=re.S)
-    return text.replace('model = "../', f'model = "{EXAMPLE.parent.parent}/') + extra
+    return re.sub(r"\n\[safety\].*?(?=\n# ---)", "\n", example(), flags=re.S) + extra
 
 
 def world_config(http_port: int, broker: bool, folder: Path) -> tuple[str, dict[int, int]]:
     """examples/bench.toml on the given status port, the model found from anywhere, with or without the
     world's MQTT broker; the world's own ports (15xxx) moved to free ones and its files into `folder`, so
     that nothing else on the machine (a test, another bench) meets it. Also the ports it moved."""
-    text = EXAMPLE.read_text().replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{http_port}"')
-    text = text.replace('model = "../', f'model = "{EXAMPLE.parent.parent}/')
+    text = example(f"127.0.0.1:{http_port}")
     moved = {int(p): port_below_ephemeral() for p in sorted(set(re.findall(r"\b(15\d{3})\b", text)))}
     text = re.sub(r"\b15\d{3}\b", lambda m: str(moved[int(m.group())]), text)
     text = text.replace(WORLD_FILES, str(folder))
