@@ -20,7 +20,7 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from appliance.config.models import ModbusRtuDeviceSettings, ModbusTcpDeviceSettings
 from appliance.poller import ModbusPoller
-from bench.perf.world import sim_world
+from bench.harness.sim import sim_world
 from drivers.modbus.planner import MAX_REGISTERS_PER_READ, plan_reads
 from drivers.modbus.rtu import LineSettings, ModbusRtuClient, RtuBus, request_frame, response_length
 from drivers.modbus.tcp import ModbusTcpClient

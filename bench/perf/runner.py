@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import platform
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.harness.ports import free_port
 from bench.models.mobilenet_builder import mobilenet_v2_like
 from bench.models.tflite_builder import write
 from bench.perf import modbus, qc, runtime, safety, store, sync
@@ -42,15 +42,9 @@ GOALS = {  # ratio key: (comparison, goal) the product's goals (docs/bench.md)
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "qc": lambda quick: _qc(quick),
-    "modbus": lambda quick: modbus.run(quick, _free_port()),
+    "modbus": lambda quick: modbus.run(quick, free_port()),
     "safety": safety.run,
     "store": store.run,
     "sync": sync.run,

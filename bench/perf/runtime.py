@@ -17,14 +17,15 @@ import collections
 import contextlib
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.perf.stops import Run, StopRun, _free_port, cpu_load, stop_runs, world_config
+from bench.harness.load import cpu_load
+from bench.harness.watched import Run
+from bench.perf.stops import StopRun, stop_runs
 
 RUNS, QUICK_RUNS = 500, 25
 RUN_S = 8.0  # the load outlasts this many seconds a run at most
@@ -208,21 +209,7 @@ class _QuietRun(Run):
     journal, another process); the pipe is drained, its tail kept for an error."""
 
     def __init__(self, folder: Path) -> None:
-        self.port = _free_port()
-        self.config = folder / "appliance.toml"
-        text, _ = world_config(self.port, True, folder / "world")
-        self.config.write_text(text)
-        self.status_url = f"http://127.0.0.1:{self.port}/api/v1/status"
-        self.log = folder / "appliance.log"  # the tail, written once the run is over
-        command = [sys.executable, "-m", "appliance", "run", "--config", str(self.config)]
-        self.began = time.monotonic()
-        self.proc = subprocess.Popen(
-            [*command, "--data-dir", str(folder / "data")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        self.start_s = None
+        super().__init__(folder, broker=True, stderr=subprocess.PIPE)
         self.tail: collections.deque[str] = collections.deque(maxlen=50)
         self._drain = threading.Thread(target=self._read, daemon=True)
         self._drain.start()

@@ -26,16 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.harness.runtime import Runtime, credential, start_runtime, stop_runtime, wait_for_qc
+from bench.harness.supervisor import supervisor
+from bench.harness.worlds import bench_world
 from bench.perf import safety_faults, safety_footprint, safety_trips
-from bench.perf.processes import (
-    Runtime,
-    bench_world,
-    credential,
-    start_runtime,
-    stop_runtime,
-    supervisor,
-    wait_for_qc,
-)
 from hal.gpio import LineSettings
 from hal.gpio.mock import MockChip, read_journal
 

@@ -22,15 +22,17 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from appliance.safety import protocol
 from appliance.safety.protocol import Kind
-from bench.perf import faketime
-from bench.perf.processes import Runtime, bench_world, credential, start_runtime, stop_runtime, supervisor
+from bench.harness import faketime
+from bench.harness.http_json import post_json
+from bench.harness.runtime import Runtime, credential, start_runtime, stop_runtime
+from bench.harness.supervisor import supervisor
+from bench.harness.worlds import bench_world
 from hal.gpio.mock import read_journal
 
 CONTROL = "127.0.0.1:15099"
@@ -274,11 +276,7 @@ def _down_within(journal: Path, since: float, seconds: float) -> bool:
 
 def _control(route: str, body: dict[str, str]) -> None:
     """The bench world's fault API (examples/bench.toml: [bench] control)."""
-    request = urllib.request.Request(
-        f"http://{CONTROL}/{route}", json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=5):
-        pass
+    post_json(f"http://{CONTROL}/{route}", body)
 
 
 def _failed(runtime: Runtime, what: str) -> bool:

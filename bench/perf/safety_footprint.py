@@ -17,7 +17,7 @@ from typing import Any
 
 from appliance.safety import protocol
 from appliance.safety.protocol import Kind
-from bench.perf.processes import start_supervisor, stop_supervisor
+from bench.harness.supervisor import start_supervisor, stop_supervisor
 
 CONFIG = '[safety]\nstop_line = { gpio = "mock", line = "STOP" }\n'
 

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.perf.processes import Runtime, bench_world, credential, start_runtime, stop_runtime, wait_for_qc
+from bench.harness.runtime import Runtime, credential, start_runtime, stop_runtime, wait_for_qc
+from bench.harness.worlds import bench_world
 from hal.gpio.mock import read_journal
 
 RULE = "trip bench"

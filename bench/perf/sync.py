@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from appliance.sync.mqtt import publish_size
+from bench.harness.ports import free_port
+from bench.harness.runtime import start_runtime
+from bench.harness.worlds import example
 from bench.netshape import NetShapeUnavailable, ShapedLink
-from bench.perf.processes import start_runtime
 from bench.upstream.broker import Mosquitto
 from bench.upstream.receiver import Receiver
-from bench.upstream.rig import RigSettings, SyncRig, free_port
+from bench.upstream.rig import RigSettings, SyncRig
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bench.toml"
 QUALITY = {0: "ok", 1: "stale", 2: "error"}
 
 
@@ -42,9 +43,7 @@ def _configs(folder: Path, broker_port: int) -> tuple[Path, Path]:
         '[sync.tiers.minimal]\nclasses = ["critical", "important", "normal", "background"]\n'
         "interval_s = 0.0\n"  # the backlog goes as soon as the link is back, in minimal-tier batches
     )
-    text = EXAMPLE.read_text().replace('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:0"')
-    text = re.sub(r"(?s)# --- sync.*?# --- end of sync ---", "", text)  # ours instead, to a broker we control
-    text = text.replace('model = "../bench/models/', f'model = "{EXAMPLE.parents[1]}/bench/models/')
+    text = re.sub(r"(?s)# --- sync.*?# --- end of sync ---", "", example())  # ours instead, to our broker
     world, drain = folder / "appliance.toml", folder / "drain.toml"
     world.write_text(text + sync)
     drain.write_text('[device]\nid = "bench-01"\n[http]\nlisten = "127.0.0.1:0"\n' + sync)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import socket
 import sqlite3
 import tempfile
 import time
@@ -20,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.perf.processes import Runtime, start_runtime
-from bench.perf.world import sim_world
+from bench.harness.ports import free_port
+from bench.harness.runtime import Runtime, start_runtime
+from bench.harness.sim import sim_world
 from bench.upstream.batches import STREAMS
 from bench.upstream.broker import Mosquitto
 from bench.upstream.receiver import Receiver
@@ -67,12 +67,6 @@ def qc(camera_port: int) -> str:
         f'[qc]\nmodel = "{MODEL}"\nlabels = {json.dumps(LABELS)}\ninput_range = [0.0, 255.0]\n'
         f'camera = {{ type = "stream", uri = "http://127.0.0.1:{camera_port}/stream.mjpg" }}\n' + policy
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

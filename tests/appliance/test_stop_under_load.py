@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.perf.stops import MOMENTS, cpu_load, stop_runs
+from bench.harness.load import cpu_load
+from bench.perf.stops import MOMENTS, stop_runs
 
 RUNS = 2 * len(MOMENTS)
 

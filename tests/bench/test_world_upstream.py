@@ -13,7 +13,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.sync.codec import BatchHeader, encode_events
-from bench.perf.world import sim_world
+from bench.harness.sim import sim_world
 from bench.upstream.broker import find_mosquitto
 from tests.conftest import ROOT, free_port
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from appliance.tomlfile import DEFAULT_CONFIG
-from bench.perf import faketime
+from bench.harness import faketime
 from hal.gpio.mock import JOURNAL_ENV, read_journal
 from tests.conftest import ApplianceProcess, get_json, start_appliance
 

@@ -20,10 +20,11 @@ from appliance.sync.codec import BatchHeader, encode_readings
 from appliance.sync.https import HttpsTransport
 from appliance.sync.mqtt import MqttTransport
 from appliance.sync.transport import Transport
+from bench.harness.ports import free_port
 from bench.upstream.broker import Mosquitto, TlsListener, find_mosquitto
 from bench.upstream.certs import Certificates, make_certificates
 from bench.upstream.receiver import Receiver, Tls
-from bench.upstream.rig import SyncRig, free_port
+from bench.upstream.rig import SyncRig
 
 needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None, reason="needs mosquitto")
 

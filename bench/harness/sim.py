@@ -1,4 +1,5 @@
-"""A `bench sim` child process for a benchmark, so the simulated devices do not share the measured CPU."""
+"""`bench sim` as a child process, so the simulated devices do not share the CPU of the process measured or
+tested beside them."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.harness.children import end
+
 
 @contextlib.contextmanager
 def sim_world(config_text: str) -> Iterator[Path]:
-    """Run `bench sim` on a config until the block ends; yields the config's folder."""
+    """Run `bench sim` on a config until the block ends; yields the config's folder (`{dir}` in the text)."""
     with tempfile.TemporaryDirectory(prefix="bench-perf-") as folder:
         config = Path(folder) / "world.toml"
         config.write_text(config_text.replace("{dir}", folder))
@@ -32,7 +35,4 @@ def sim_world(config_text: str) -> Iterator[Path]:
                 raise RuntimeError(f"bench sim exited with {proc.returncode}")
             yield Path(folder)
         finally:
-            proc.terminate()
-            proc.wait(10)
-            if proc.stdout is not None:
-                proc.stdout.close()
+            end(proc)

@@ -1,9 +1,9 @@
-"""The appliance's processes as `bench perf` runs them: `appliance run` with the admin credential it
-printed, and `appliance safety` on its own, both watching the mock line's journal given to them."""
+"""`appliance run` as a child process: started and waited for until its status page answers, with the admin
+credential it printed on a first start, driven through its API, and stopped; the mock line's journal given
+to it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -14,14 +14,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hal.gpio.mock import JOURNAL_ENV
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bench.toml"
+from bench.harness.children import JOURNAL_ENV
+from bench.harness.http_json import get_json
 
 
 @dataclass
@@ -46,11 +44,12 @@ class Runtime:
             return exc.code, json.load(exc)
 
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.url + path, timeout=10) as response:
-            return json.load(response)
+        return get_json(self.url + path, timeout=10)
 
 
 def start_runtime(config: Path, data: Path, journal: Path, env: dict[str, str] | None = None) -> Runtime:
+    """`appliance run` on `config` and `data`, once it printed its status page's address; its log goes to
+    appliance.log beside `data`."""
     with open(data.parent / "appliance.log", "a") as log:  # the child keeps its own copy of the file
         proc = subprocess.Popen(
             [sys.executable, "-m", "appliance", "run", "--config", str(config), "--data-dir", str(data)],
@@ -86,6 +85,7 @@ def credential(runtime: Runtime) -> str:
 
 
 def stop_runtime(runtime: Runtime) -> None:
+    """SIGTERM (after a SIGCONT, should it be stopped), then SIGKILL if it has not exited in 15 s."""
     if runtime.proc.poll() is None:
         runtime.proc.send_signal(signal.SIGCONT)
         runtime.proc.terminate()
@@ -103,43 +103,3 @@ def wait_for_qc(runtime: Runtime, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("the QC pipeline did not start")
         time.sleep(0.2)
-
-
-def bench_world(extra: str) -> str:
-    """examples/bench.toml on a free status port, the model found from anywhere, its [safety] replaced by
-    `extra` (its own rules would interleave the trips a benchmark makes)."""
-    text = EXAMPLE.read_text().replace('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:0"')
-    text = re.sub(r"\n\[safety\].*?(?=\n# ---)", "\n", text, flags=re.S)
-    return text.replace('model = "../', f'model = "{EXAMPLE.parent.parent}/') + extra
-
-
-def start_supervisor(config: Path, data: Path, journal: Path) -> subprocess.Popen[str]:
-    """`appliance safety` on its own, as on a device, once it says it is ready."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "safety", "--config", str(config), "--data-dir", str(data)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, JOURNAL_ENV: str(journal)},
-    )
-    assert proc.stdout is not None
-    if proc.stdout.readline().strip() != "safety supervisor ready":
-        proc.kill()
-        raise RuntimeError("appliance safety did not start")
-    return proc
-
-
-def stop_supervisor(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    proc.wait(10)
-    if proc.stdout is not None:
-        proc.stdout.close()
-
-
-@contextlib.contextmanager
-def supervisor(config: Path, data: Path, journal: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = start_supervisor(config, data, journal)
-    try:
-        yield proc
-    finally:
-        stop_supervisor(proc)
