@@ -15,7 +15,6 @@ import enum
 import itertools
 import logging
 import queue
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,9 +26,11 @@ from pymodbus.pdu import DecodePDU, ModbusPDU
 from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadDiscreteInputsRequest
 from pymodbus.pdu.register_message import ReadHoldingRegistersRequest, ReadInputRegistersRequest
 
+from drivers.backoff import Backoff
 from drivers.modbus.planner import Block
 from drivers.modbus.registers import Table
 from drivers.modbus.tcp import FailureKind, ReadFailure
+from drivers.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,9 @@ class Priority(enum.IntEnum):
 
 @dataclass
 class _SlaveState:
+    rest: Backoff  # how long a slave that keeps timing out rests: growing, afresh once it answers
     timeouts_in_row: int = 0
     rest_until: float = 0.0
-    rest_s: float = 0.0
 
 
 class RtuBus:
@@ -111,20 +112,19 @@ class RtuBus:
         self._order = itertools.count()
         self._slaves: dict[int, _SlaveState] = {}
         self._port: serial.SerialBase | None = None
-        self._thread: threading.Thread | None = None
+        # the bus thread sleeps on its job queue: a stop wakes it with an empty job
+        self._worker = Worker(
+            f"rtu:{settings.url}", self._run, join_s=2.0, wake=lambda: self._jobs.put((-1, -1, None))
+        )
         self._last_activity = 0.0  # monotonic time the line last went quiet
         self.counts: dict[str, int] = {"transactions": 0, "garbage_bytes": 0, "reopens": 0}
         self.busy_s = 0.0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"rtu:{self.settings.url}", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._jobs.put((-1, -1, None))
-            self._thread.join(timeout=2)
-            self._thread = None
+        self._worker.stop()
         self._close_port()
 
     def submit(
@@ -133,7 +133,7 @@ class RtuBus:
         """Queue one transaction; the future holds the response frame or a ReadFailure."""
         wire = self.settings.wire_time_s(len(frame) + expect)
         job = _Job(int(priority), unit, frame, expect, wire + turnaround_s + 2 * self.settings.silence_s)
-        state = self._slaves.setdefault(unit, _SlaveState())
+        state = self._slave(unit)
         if priority is Priority.POLL and time.monotonic() < state.rest_until:
             job.future.set_exception(
                 ReadFailure(FailureKind.BACKED_OFF, f"unit {unit} resting after timeouts")
@@ -192,7 +192,7 @@ class RtuBus:
 
     def _transact(self, job: _Job) -> bytes:
         port = self._open()
-        state = self._slaves.setdefault(job.unit, _SlaveState())
+        state = self._slave(job.unit)
         answered = False
         try:
             self._wait_silence()
@@ -211,15 +211,21 @@ class RtuBus:
             if failure.kind is FailureKind.TIMEOUT:
                 state.timeouts_in_row += 1
                 if state.timeouts_in_row >= self.rest_after_timeouts:
-                    state.rest_s = min(max(state.rest_s * 2, self.rest_initial_s), self.rest_max_s)
-                    state.rest_until = time.monotonic() + state.rest_s
+                    state.rest_until = time.monotonic() + state.rest.next()
             raise
         finally:
             if not answered:
                 self._last_activity = time.monotonic()  # after a timeout or a bad frame: quiet from now
             self.counts["transactions"] += 1
-        state.timeouts_in_row, state.rest_s = 0, 0.0
+        state.timeouts_in_row = 0
+        state.rest.reset()
         return answer
+
+    def _slave(self, unit: int) -> _SlaveState:
+        state = self._slaves.get(unit)
+        if state is None:  # setdefault: submit() and the bus thread may meet a new unit at once
+            state = self._slaves.setdefault(unit, _SlaveState(Backoff(self.rest_initial_s, self.rest_max_s)))
+        return state
 
     def _wait_silence(self) -> None:
         gap = self._last_activity + self.settings.silence_s - time.monotonic()
