@@ -14,9 +14,10 @@ from appliance.config.models import (
     SerialAsciiDeviceSettings,
     SerialBinaryDeviceSettings,
 )
-from appliance.poller import ModbusClient, ModbusPoller, ReadingSink
+from appliance.poller import ModbusPoller, ReadingSink
 from appliance.serial_sensor import SerialSensor
 from appliance.service import Service
+from drivers.modbus.client import ModbusClient
 from drivers.modbus.rtu import LineSettings, ModbusRtuClient, RtuBus
 from drivers.modbus.tcp import ModbusTcpClient
 

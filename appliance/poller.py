@@ -13,16 +13,17 @@ import logging
 import struct
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from appliance.config.models import ModbusDeviceSettings
 from appliance.derived import DerivedChannels
 from appliance.records import Quality, Reading
 from appliance.service import Service
 from drivers.backoff import Backoff
+from drivers.modbus.client import ModbusClient
+from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import MAX_REGISTERS_PER_READ, Block, CostModel, plan_reads
 from drivers.modbus.registers import DecodeError, Point, Table
-from drivers.modbus.tcp import FailureKind, ReadFailure
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +44,6 @@ Layout = tuple[tuple[Point, int, str, bool, tuple[Any, int, float, float] | None
 def _bridges(block: Block) -> bool:
     """True if the read spans registers that belong to no point."""
     return block.count > sum(p.count for p in block.points)
-
-
-class ModbusClient(Protocol):
-    """What the poller needs of a client: drivers.modbus.tcp.ModbusTcpClient and rtu.ModbusRtuClient."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    async def read(self, block: Block) -> Sequence[int] | Sequence[bool]: ...
-
-    def close(self) -> None: ...
 
 
 class ModbusPoller(Service):

@@ -27,9 +27,9 @@ from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadDiscreteInputsRequest
 from pymodbus.pdu.register_message import ReadHoldingRegistersRequest, ReadInputRegistersRequest
 
 from drivers.backoff import Backoff
+from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import Block
 from drivers.modbus.registers import Table
-from drivers.modbus.tcp import FailureKind, ReadFailure
 from drivers.worker import Worker
 
 log = logging.getLogger(__name__)

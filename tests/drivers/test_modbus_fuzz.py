@@ -24,10 +24,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import Block
 from drivers.modbus.registers import ByteOrder, DataType, DecodeError, Point, Table
 from drivers.modbus.rtu import LineSettings, RtuBus, decode_answer, request_frame, response_length
-from drivers.modbus.tcp import FailureKind, ModbusTcpClient, ReadFailure
+from drivers.modbus.tcp import ModbusTcpClient
 from tests.conftest import free_port
 
 _FUNCTIONS = {Table.COIL: 1, Table.DISCRETE_INPUT: 2, Table.HOLDING: 3, Table.INPUT: 4}

@@ -162,7 +162,11 @@ def test_a_worker_refuses_a_second_thread_and_wakes_a_blocked_one() -> None:
 
 def test_a_worker_that_does_not_end_is_kept_so_start_refuses() -> None:
     release = threading.Event()
-    worker = Worker("stuck", lambda: None if release.wait(5) else None, join_s=0.05)
+
+    def stuck() -> None:
+        release.wait(5)  # a read that blocks past the stop
+
+    worker = Worker("stuck", stuck, join_s=0.05)
     worker.start()
     assert not worker.stop()
     with pytest.raises(RuntimeError):

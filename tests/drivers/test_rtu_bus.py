@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 from pymodbus.framer import FramerRTU
 
+from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import Block
 from drivers.modbus.registers import Table
 from drivers.modbus.rtu import LineSettings, Priority, RtuBus, request_frame, response_length
-from drivers.modbus.tcp import FailureKind, ReadFailure
 
 BLOCK = Block(Table.HOLDING, 0, 2, ())
 
