@@ -30,6 +30,7 @@ from drivers.backoff import Backoff
 from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import Block
 from drivers.modbus.registers import Table
+from drivers.serial.format import SerialFormat
 from drivers.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -42,28 +43,27 @@ _REQUESTS = {
 }
 
 
+RTU_FORMAT = SerialFormat(19200)  # the usual RTU line, 19200 8N1
+
+
 @dataclass(frozen=True, slots=True)
-class LineSettings:
-    """A serial line: a pyserial URL and its character format."""
+class RtuBusSettings:
+    """An RS-485 line with Modbus RTU slaves on it: a pyserial URL and its character format."""
 
     url: str
-    baudrate: int = 19200
-    bytesize: int = 8
-    parity: str = "N"  # N, E, O
-    stopbits: int = 1
+    format: SerialFormat = RTU_FORMAT
 
     @property
     def char_time_s(self) -> float:
-        """Seconds one character takes on the wire: start bit, data bits, parity bit, stop bits."""
-        return (1 + self.bytesize + (self.parity != "N") + self.stopbits) / self.baudrate
+        return self.format.char_time_s
 
     @property
     def silence_s(self) -> float:
         """The inter-frame gap the standard requires: 3.5 characters, fixed at 1.75 ms above 19200 baud."""
-        return 3.5 * self.char_time_s if self.baudrate <= 19200 else 0.00175
+        return 3.5 * self.char_time_s if self.format.baudrate <= 19200 else 0.00175
 
     def wire_time_s(self, nbytes: int) -> float:
-        return nbytes * self.char_time_s
+        return self.format.wire_time_s(nbytes)
 
 
 def response_length(block: Block) -> int:
@@ -106,7 +106,7 @@ class RtuBus:
     rest_initial_s = 1.0
     rest_max_s = 30.0
 
-    def __init__(self, settings: LineSettings) -> None:
+    def __init__(self, settings: RtuBusSettings) -> None:
         self.settings = settings
         self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
         self._order = itertools.count()
@@ -145,7 +145,7 @@ class RtuBus:
     def status(self) -> dict[str, Any]:
         return {
             "url": self.settings.url,
-            "baudrate": self.settings.baudrate,
+            "baudrate": self.settings.format.baudrate,
             **self.counts,
             "busy_s": round(self.busy_s, 3),
             "queued": self._jobs.qsize(),
@@ -172,14 +172,7 @@ class RtuBus:
         if self._port is None:
             s = self.settings
             try:
-                self._port = serial.serial_for_url(
-                    s.url,
-                    baudrate=s.baudrate,
-                    bytesize=s.bytesize,
-                    parity=s.parity,
-                    stopbits=s.stopbits,
-                    timeout=0,
-                )
+                self._port = serial.serial_for_url(s.url, **s.format.pyserial(), timeout=0)
             except (serial.SerialException, OSError, ValueError) as exc:
                 raise ReadFailure(FailureKind.DISCONNECTED, f"cannot open {s.url}: {exc}") from exc
             self.counts["reopens"] += 1

@@ -8,7 +8,6 @@ the caller through a callback on that thread (an asyncio user hands them over wi
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
@@ -20,45 +19,30 @@ import serial
 
 from drivers.backoff import Backoff
 from drivers.reconnect import LinkState, Reconnector
+from drivers.serial.format import SerialFormat
 from drivers.serial.frames import ErrorKind, Frame, FrameError, Framer
 
 log = logging.getLogger(__name__)
 
 
-class Parity(enum.StrEnum):
-    NONE = "N"
-    EVEN = "E"
-    ODD = "O"
-    MARK = "M"
-    SPACE = "S"
-
-
-class StopBits(enum.Enum):
-    ONE = 1
-    ONE_POINT_FIVE = 1.5
-    TWO = 2
-
-
 LineState = LinkState  # stopped, connecting (opening, or waiting out a backoff), open
 
 
+SENSOR_FORMAT = SerialFormat()  # 9600 8N1, what most serial sensors send
+
+
 @dataclass(frozen=True, slots=True)
-class LineSettings:
-    """Where the sensor is and how its line is set up."""
+class SerialLineSettings:
+    """Where the sensor is, its line's character format, and how the reader treats the line."""
 
     url: str
-    baudrate: int = 9600
-    bytesize: int = 8
-    parity: Parity = Parity.NONE
-    stopbits: StopBits = StopBits.ONE
+    format: SerialFormat = SENSOR_FORMAT
     read_timeout_s: float = 0.1  # how long one read may block: bounds how fast stop() is noticed
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     stale_after_s: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.bytesize not in (5, 6, 7, 8):
-            raise ValueError(f"bytesize must be 5, 6, 7 or 8, got {self.bytesize}")
         if not 0 < self.read_timeout_s <= 0.5:
             raise ValueError(
                 f"read_timeout_s must be in (0, 0.5] so stop() stays prompt, got {self.read_timeout_s}"
@@ -98,7 +82,7 @@ class SerialLine:
 
     def __init__(
         self,
-        settings: LineSettings,
+        settings: SerialLineSettings,
         framer: Framer,
         on_record: Callable[[Record], None],
         name: str = "serial",
@@ -173,14 +157,7 @@ class SerialLine:
 
     def _open(self) -> serial.Serial:
         s = self.settings
-        port = serial.serial_for_url(
-            s.url,
-            baudrate=s.baudrate,
-            bytesize=s.bytesize,
-            parity=s.parity.value,
-            stopbits=s.stopbits.value,
-            timeout=s.read_timeout_s,
-        )
+        port = serial.serial_for_url(s.url, **s.format.pyserial(), timeout=s.read_timeout_s)
         with self._lock:
             self._port = port
         log.info("%s: opened %s", self.name, s.url)
