@@ -24,14 +24,15 @@ from appliance.poller import ModbusPoller, ReadingSink
 from appliance.serial_sensor import SerialSensor
 from appliance.service import Service
 from appliance.status.field import BusStatus
-from drivers.modbus.rtu import LineSettings, ModbusRtuClient, RtuBus
+from drivers.modbus.rtu import ModbusRtuClient, RtuBus, RtuBusSettings
 from drivers.modbus.tcp import ModbusTcpClient
+from drivers.serial import Parity, SerialFormat, StopBits
 
 
 class RtuBusService(Service):
     """The master of one serial line, shared by the pollers of the slaves on it."""
 
-    def __init__(self, name: str, settings: LineSettings) -> None:
+    def __init__(self, name: str, settings: RtuBusSettings) -> None:
         super().__init__()
         self.name = f"bus:{name}"
         self.bus = RtuBus(settings)
@@ -78,7 +79,12 @@ def serial_sensor(
 def build_field(config: ApplianceConfig, sink: ReadingSink) -> list[Service]:
     """Bus masters first, so they run before the pollers of the slaves on them."""
     buses = {
-        name: RtuBusService(name, LineSettings(b.url, b.baudrate, b.bytesize, b.parity, b.stopbits))
+        name: RtuBusService(
+            name,
+            RtuBusSettings(
+                b.url, SerialFormat(b.baudrate, b.bytesize, Parity(b.parity), StopBits(b.stopbits))
+            ),
+        )
         for name, b in config.buses.items()
     }
     wiring = FieldWiring(buses, sink)

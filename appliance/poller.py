@@ -13,16 +13,18 @@ import logging
 import struct
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from appliance.config.devices import ModbusDeviceSettings
 from appliance.derived import DerivedChannels
 from appliance.records import Quality, Reading
 from appliance.service import Service
 from appliance.status.field import ModbusStatus
+from drivers.backoff import Backoff
+from drivers.modbus.client import ModbusClient
+from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import MAX_REGISTERS_PER_READ, Block, CostModel, plan_reads
 from drivers.modbus.registers import DecodeError, Point, Table
-from drivers.modbus.tcp import FailureKind, ReadFailure
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +45,6 @@ Layout = tuple[tuple[Point, int, str, bool, tuple[Any, int, float, float] | None
 def _bridges(block: Block) -> bool:
     """True if the read spans registers that belong to no point."""
     return block.count > sum(p.count for p in block.points)
-
-
-class ModbusClient(Protocol):
-    """What the poller needs of a client: drivers.modbus.tcp.ModbusTcpClient and rtu.ModbusRtuClient."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    async def read(self, block: Block) -> Sequence[int] | Sequence[bool]: ...
-
-    def close(self) -> None: ...
 
 
 class ModbusPoller(Service):
@@ -88,7 +79,8 @@ class ModbusPoller(Service):
         self.failures: collections.Counter[str] = collections.Counter()
         self.last_failure: str | None = None
         self.last_poll_ms = 0.0
-        self._reconnect_delay = settings.poll_interval_s
+        # a gone device is tried again after one interval, then two, four, ... up to the cap
+        self._reconnect = Backoff(settings.poll_interval_s, RECONNECT_BACKOFF_MAX_S)
         self._reconnect_at = 0.0
         # connections found gone: closed by the device between polls, or lost during a read
         self.connection_drops = 0
@@ -159,15 +151,14 @@ class ModbusPoller(Service):
                 if failure.kind is FailureKind.EXCEPTION and len(block.points) > 1 and _bridges(block):
                     self._split(block)
                 if failure.kind in (FailureKind.DISCONNECTED, FailureKind.TIMEOUT):
-                    self._reconnect_at = time.monotonic() + self._reconnect_delay
-                    self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_BACKOFF_MAX_S)
+                    self._reconnect_at = time.monotonic() + self._reconnect.next()
                 readings += self._failed(block.points, time.time())
                 continue
             self._had_connection = True  # it answered
             answered_ns = time.monotonic_ns()
             self.answered_ns = self.answered_ns or answered_ns
             self.costs.add(block.count, time.perf_counter() - began)
-            self._reconnect_delay = self.settings.poll_interval_s
+            self._reconnect.reset()
             readings += self._decode(block, layout, values, time.time(), answered_ns / 1e9)
         self.answered_ns = self.answered_ns or time.monotonic_ns()
         return readings

@@ -21,10 +21,11 @@ from drivers.serial import (
     BinaryProtocol,
     Checksum,
     Framer,
-    LineSettings,
     Parity,
     Record,
+    SerialFormat,
     SerialLine,
+    SerialLineSettings,
     StopBits,
 )
 
@@ -59,12 +60,9 @@ class SerialSensor(Service):
         self._loop: asyncio.AbstractEventLoop | None = None
         s = settings
         self.line = SerialLine(
-            LineSettings(
+            SerialLineSettings(
                 s.url,
-                s.baudrate,
-                s.bytesize,
-                Parity(s.parity),
-                StopBits(s.stopbits),
+                SerialFormat(s.baudrate, s.bytesize, Parity(s.parity), StopBits(s.stopbits)),
                 stale_after_s=s.stale_after_s,
             ),
             self.framer,

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from appliance.status.service import ServiceStatus
+from drivers.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,8 @@ class Service:
         return {"running": self.running, "restarts": self.restarts, "last_error": self.last_error}
 
     async def _supervise(self) -> None:
-        delay = self.backoff_initial_s
+        # a run that lasted ten of the longest waits ran well: its crash is restarted quickly again
+        backoff = Backoff(self.backoff_initial_s, self.backoff_max_s, fresh_after_s=10 * self.backoff_max_s)
         while True:
             began = time.monotonic()
             try:
@@ -102,8 +104,7 @@ class Service:
             except Exception as exc:
                 self.restarts += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                if time.monotonic() - began > 10 * self.backoff_max_s:
-                    delay = self.backoff_initial_s  # it ran well for a long while: start backoff afresh
+                delay = backoff.next(ran_s=time.monotonic() - began)
                 log.error(
                     "%s failed (%s); restart %d in %.1f s",
                     self.name,
@@ -113,4 +114,3 @@ class Service:
                     exc_info=log.isEnabledFor(logging.DEBUG),
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.backoff_max_s)

@@ -24,7 +24,7 @@ from appliance.safety.latch import Change, State, StopLatch
 from appliance.safety.latchfile import LatchFile, RunMarker, describe
 from appliance.safety.protocol import Kind, Message, ProtocolError, Sequencer
 from appliance.safety.settings import SupervisorSettings
-from hal.gpio import ActiveLevel, GpioBackend, LineSettings, open_backend
+from hal.gpio import ActiveLevel, GpioBackend, GpioLineSettings, open_backend
 from hal.watchdog import KernelWatchdog, SystemdWatchdog, Watchdog
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class Supervisor:
             )
         line = settings.stop_line
         self.line = self.backend.output(
-            LineSettings(line.line, line.chip, ActiveLevel(line.active_level), False, "appliance-safety")
+            GpioLineSettings(line.line, line.chip, ActiveLevel(line.active_level), False, "appliance-safety")
         )
         self.secret = protocol.load_or_create_secret(data_dir / SECRET_FILE)
         if (unwritable := self.marker.claim()) is not None and latched is None:

@@ -12,17 +12,18 @@ from __future__ import annotations
 import http.client
 import logging
 import queue
-import threading
-import time
 import urllib.parse
 from pathlib import Path
 
 from appliance.config.sync import HttpsUpstream, TlsSettings
 from appliance.sync.transport import Ack, StateChange, Transport, tls_context
+from drivers.backoff import Backoff
+from drivers.worker import Worker
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 30.0
+RETRY_INITIAL_S, RETRY_MAX_S = 1.0, 30.0
 _STOP = object()
 
 
@@ -40,15 +41,15 @@ class HttpsTransport(Transport):
         self.context = tls_context(settings.tls or TlsSettings(), folder) if self.secure else None
         self.token = (folder / settings.token_file).read_text().strip() if settings.token_file else None
         self._queue: queue.Queue[tuple[str, bytes, object] | object] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        # a stop queues _STOP behind the batches and cuts a retry's wait short
+        self._worker = Worker("sync-https", self._run, TIMEOUT_S + 5, wake=lambda: self._queue.put(_STOP))
         self._conn: http.client.HTTPConnection | None = None
         self._on_ack: Ack = lambda token: None
         self._on_state: StateChange = lambda up: None
 
     def start(self, on_ack: Ack, on_state: StateChange) -> None:
         self._on_ack, self._on_state = on_ack, on_state
-        self._thread = threading.Thread(target=self._run, name="sync-https", daemon=True)
-        self._thread.start()
+        self._worker.start()
         self._queue.put(("/v1/probe", b"", None))  # connect now, so the link's state is known early
 
     def send(self, stream: str, priority: str, payload: bytes, token: object) -> None:
@@ -58,9 +59,7 @@ class HttpsTransport(Transport):
         self._queue.put(("/v1/probe", payload, token))
 
     def stop(self) -> None:
-        self._queue.put(_STOP)
-        if self._thread is not None:
-            self._thread.join(timeout=TIMEOUT_S + 5)
+        self._worker.stop()
         if self._conn is not None:
             self._conn.close()
 
@@ -68,23 +67,12 @@ class HttpsTransport(Transport):
         while (item := self._queue.get()) is not _STOP:
             assert isinstance(item, tuple)
             path, payload, token = item
-            delay = 1.0
+            backoff = Backoff(RETRY_INITIAL_S, RETRY_MAX_S)  # each batch starts afresh
             while not self._post(path, payload):
-                if self._wait_or_stop(delay):
-                    return
-                delay = min(delay * 2, 30.0)
+                if self._worker.wait(backoff.next()):
+                    return  # stopped; the batch stays in the outbox
             if token is not None:
                 self._on_ack(token)
-
-    def _wait_or_stop(self, seconds: float) -> bool:
-        """Sleep before a retry; True if a stop was asked for meanwhile (the batch stays in the outbox)."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.2))
-            with self._queue.mutex:
-                if _STOP in self._queue.queue:
-                    return True
-        return False
 
     def _post(self, path: str, payload: bytes) -> bool:
         """True once the upstream has the batch (or refused it for good)."""

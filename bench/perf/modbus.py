@@ -22,7 +22,7 @@ from appliance.config.models import ModbusRtuDeviceSettings, ModbusTcpDeviceSett
 from appliance.poller import ModbusPoller
 from bench.harness.sim import sim_world
 from drivers.modbus.planner import MAX_REGISTERS_PER_READ, plan_reads
-from drivers.modbus.rtu import LineSettings, ModbusRtuClient, RtuBus, request_frame, response_length
+from drivers.modbus.rtu import ModbusRtuClient, RtuBus, RtuBusSettings, request_frame, response_length
 from drivers.modbus.tcp import ModbusTcpClient
 
 # A drive/PLC-like map: contiguous measurement blocks, status words, sparse setpoints, holes between.
@@ -124,7 +124,7 @@ async def tcp_figures(port: int, quick: bool) -> dict[str, Any]:
 
 
 async def rtu_figures(link: str, quick: bool) -> dict[str, Any]:
-    line = LineSettings(link, 19200)
+    line = RtuBusSettings(link)  # 19200 8N1
     bus = RtuBus(line)
     bus.start()
     points = MAP[:24] + MAP[34:40]  # a meter's worth per slave: 24 floats and 6 words

@@ -30,7 +30,7 @@ from bench.harness.runtime import Runtime, credential, start_runtime, stop_runti
 from bench.harness.supervisor import supervisor
 from bench.harness.worlds import bench_world
 from bench.perf import safety_faults, safety_footprint, safety_trips
-from hal.gpio import LineSettings
+from hal.gpio import GpioLineSettings
 from hal.gpio.mock import MockChip, read_journal
 
 HEARTBEAT_MS, DEADLINE_MS, TICK_MS = 100, 500, 10  # the defaults of [safety]
@@ -67,7 +67,7 @@ def _baseline(trips: int) -> list[float]:
     """A bare thread blocked on an eventfd drives the mock line (with its journal) when it fires."""
     with tempfile.TemporaryDirectory() as folder:
         chip = MockChip(Path(folder) / "journal")
-        line = chip.output(LineSettings("STOP"))
+        line = chip.output(GpioLineSettings("STOP"))
         fire, done = os.eventfd(0), os.eventfd(0)
 
         def worker() -> None:

@@ -6,18 +6,22 @@ instead, so none of its frames is lost."""
 from __future__ import annotations
 
 import collections
-import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from drivers.backoff import Backoff
 from drivers.camera.source import Frame, FrameSource, SourceError
+from drivers.reconnect import LinkState, Reconnector
 
-log = logging.getLogger(__name__)
+# what the status page has always called the reader's states
+_STATES = {LinkState.STOPPED: "stopped", LinkState.CONNECTING: "opening", LinkState.OPEN: "streaming"}
 
 
 class CameraReader:
+    """One camera: a Reconnector keeps its source open; `take()` hands its frames to the inference."""
+
     def __init__(
         self,
         source: Callable[[], FrameSource],
@@ -32,33 +36,48 @@ class CameraReader:
         # `prepare` runs in this thread on each frame (resizing it for the model), so it overlaps inference
         self.prepare = prepare
         self.make_source, self.name, self.block_when_full = source, name, block_when_full
-        self.stall_s, self.backoff_initial_s, self.backoff_max_s = stall_s, backoff_initial_s, backoff_max_s
+        self.stall_s = stall_s
         self.frames: collections.deque[Frame] = collections.deque(maxlen=queue_size)
         self.ready = threading.Condition()
-        self.counts = {"frames": 0, "dropped": 0, "reopens": 0, "failures": 0}
-        self.state = "stopped"
-        self.last_error: str | None = None
+        self.frames_read, self.dropped = 0, 0
         self.last_frame_at = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._link = Reconnector(
+            f"camera:{name}",
+            self._open,
+            self._pump,
+            lambda source: source.close(),
+            Backoff(backoff_initial_s, backoff_max_s),
+            expected=(SourceError,),
+            wake=self._wake,
+        )
+
+    @property
+    def state(self) -> str:
+        return _STATES[self._link.state]
+
+    @property
+    def last_error(self) -> str | None:
+        return self._link.last_error
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "frames": self.frames_read,
+            "dropped": self.dropped,
+            "reopens": self._link.retries,
+            "failures": self._link.failures,
+        }
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"camera:{self.name}", daemon=True)
-        self._thread.start()
+        self._link.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        with self.ready:
-            self.ready.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._link.stop()
 
     def take(self, timeout: float) -> Frame | None:
         """The oldest waiting frame, waiting up to `timeout`; None if none came or the reader stopped."""
         with self.ready:
-            if not self.frames and not self._stop.is_set():
+            if not self.frames and not self._link.stopping:
                 self.ready.wait(timeout)
             frame = self.frames.popleft() if self.frames else None
             self.ready.notify_all()  # room again, for a reader that waits when full
@@ -74,31 +93,22 @@ class CameraReader:
             "last_frame_age_s": None if age is None else round(age, 3),
         }
 
-    def _run(self) -> None:
-        delay = self.backoff_initial_s
-        while not self._stop.is_set():
-            source = self.make_source()
-            try:
-                self.state = "opening"
-                source.open()
-                self.state = "streaming"
-                self._pump(source)
-                delay = self.backoff_initial_s
-            except SourceError as exc:
-                self.counts["failures"] += 1
-                self.last_error = str(exc)
-                log.warning("%s: %s; reopening in %.1f s", self.name, exc, delay)
-            finally:
-                source.close()
-            if self._stop.wait(delay):
-                break
-            delay = min(delay * 2, self.backoff_max_s)
-            self.counts["reopens"] += 1
-        self.state = "stopped"
+    def _wake(self) -> None:
+        with self.ready:
+            self.ready.notify_all()
+
+    def _open(self) -> FrameSource:
+        source = self.make_source()
+        try:
+            source.open()
+        except BaseException:
+            source.close()
+            raise
+        return source
 
     def _pump(self, source: FrameSource) -> None:
         last = time.monotonic()
-        while not self._stop.is_set():
+        while not self._link.stopping:
             try:
                 frame = source.read()
             except SourceError as exc:
@@ -113,17 +123,18 @@ class CameraReader:
                     raise SourceError(f"{source.uri}: no frame for {self.stall_s:.0f} s")
                 continue
             last = self.last_frame_at = now
+            self._link.worked()
             if self.prepare is not None:
                 frame = self.prepare(frame)
             with self.ready:
                 while (
                     self.block_when_full
                     and len(self.frames) == self.frames.maxlen
-                    and not self._stop.is_set()
+                    and not self._link.stopping
                 ):
                     self.ready.wait(0.5)
                 if len(self.frames) == self.frames.maxlen:
-                    self.counts["dropped"] += 1  # the deque drops the oldest
+                    self.dropped += 1  # the deque drops the oldest
                 self.frames.append(frame)
-                self.counts["frames"] += 1
+                self.frames_read += 1
                 self.ready.notify_all()

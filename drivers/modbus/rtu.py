@@ -15,7 +15,6 @@ import enum
 import itertools
 import logging
 import queue
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,9 +26,12 @@ from pymodbus.pdu import DecodePDU, ModbusPDU
 from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadDiscreteInputsRequest
 from pymodbus.pdu.register_message import ReadHoldingRegistersRequest, ReadInputRegistersRequest
 
+from drivers.backoff import Backoff
+from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import Block
 from drivers.modbus.registers import Table
-from drivers.modbus.tcp import FailureKind, ReadFailure
+from drivers.serial.format import SerialFormat
+from drivers.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -41,28 +43,27 @@ _REQUESTS = {
 }
 
 
+RTU_FORMAT = SerialFormat(19200)  # the usual RTU line, 19200 8N1
+
+
 @dataclass(frozen=True, slots=True)
-class LineSettings:
-    """A serial line: a pyserial URL and its character format."""
+class RtuBusSettings:
+    """An RS-485 line with Modbus RTU slaves on it: a pyserial URL and its character format."""
 
     url: str
-    baudrate: int = 19200
-    bytesize: int = 8
-    parity: str = "N"  # N, E, O
-    stopbits: int = 1
+    format: SerialFormat = RTU_FORMAT
 
     @property
     def char_time_s(self) -> float:
-        """Seconds one character takes on the wire: start bit, data bits, parity bit, stop bits."""
-        return (1 + self.bytesize + (self.parity != "N") + self.stopbits) / self.baudrate
+        return self.format.char_time_s
 
     @property
     def silence_s(self) -> float:
         """The inter-frame gap the standard requires: 3.5 characters, fixed at 1.75 ms above 19200 baud."""
-        return 3.5 * self.char_time_s if self.baudrate <= 19200 else 0.00175
+        return 3.5 * self.char_time_s if self.format.baudrate <= 19200 else 0.00175
 
     def wire_time_s(self, nbytes: int) -> float:
-        return nbytes * self.char_time_s
+        return self.format.wire_time_s(nbytes)
 
 
 def response_length(block: Block) -> int:
@@ -93,9 +94,9 @@ class Priority(enum.IntEnum):
 
 @dataclass
 class _SlaveState:
+    rest: Backoff  # how long a slave that keeps timing out rests: growing, afresh once it answers
     timeouts_in_row: int = 0
     rest_until: float = 0.0
-    rest_s: float = 0.0
 
 
 class RtuBus:
@@ -105,26 +106,25 @@ class RtuBus:
     rest_initial_s = 1.0
     rest_max_s = 30.0
 
-    def __init__(self, settings: LineSettings) -> None:
+    def __init__(self, settings: RtuBusSettings) -> None:
         self.settings = settings
         self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
         self._order = itertools.count()
         self._slaves: dict[int, _SlaveState] = {}
         self._port: serial.SerialBase | None = None
-        self._thread: threading.Thread | None = None
+        # the bus thread sleeps on its job queue: a stop wakes it with an empty job
+        self._worker = Worker(
+            f"rtu:{settings.url}", self._run, join_s=2.0, wake=lambda: self._jobs.put((-1, -1, None))
+        )
         self._last_activity = 0.0  # monotonic time the line last went quiet
         self.counts: dict[str, int] = {"transactions": 0, "garbage_bytes": 0, "reopens": 0}
         self.busy_s = 0.0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"rtu:{self.settings.url}", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._jobs.put((-1, -1, None))
-            self._thread.join(timeout=2)
-            self._thread = None
+        self._worker.stop()
         self._close_port()
 
     def submit(
@@ -133,7 +133,7 @@ class RtuBus:
         """Queue one transaction; the future holds the response frame or a ReadFailure."""
         wire = self.settings.wire_time_s(len(frame) + expect)
         job = _Job(int(priority), unit, frame, expect, wire + turnaround_s + 2 * self.settings.silence_s)
-        state = self._slaves.setdefault(unit, _SlaveState())
+        state = self._slave(unit)
         if priority is Priority.POLL and time.monotonic() < state.rest_until:
             job.future.set_exception(
                 ReadFailure(FailureKind.BACKED_OFF, f"unit {unit} resting after timeouts")
@@ -145,7 +145,7 @@ class RtuBus:
     def status(self) -> dict[str, Any]:
         return {
             "url": self.settings.url,
-            "baudrate": self.settings.baudrate,
+            "baudrate": self.settings.format.baudrate,
             **self.counts,
             "busy_s": round(self.busy_s, 3),
             "queued": self._jobs.qsize(),
@@ -172,14 +172,7 @@ class RtuBus:
         if self._port is None:
             s = self.settings
             try:
-                self._port = serial.serial_for_url(
-                    s.url,
-                    baudrate=s.baudrate,
-                    bytesize=s.bytesize,
-                    parity=s.parity,
-                    stopbits=s.stopbits,
-                    timeout=0,
-                )
+                self._port = serial.serial_for_url(s.url, **s.format.pyserial(), timeout=0)
             except (serial.SerialException, OSError, ValueError) as exc:
                 raise ReadFailure(FailureKind.DISCONNECTED, f"cannot open {s.url}: {exc}") from exc
             self.counts["reopens"] += 1
@@ -192,7 +185,7 @@ class RtuBus:
 
     def _transact(self, job: _Job) -> bytes:
         port = self._open()
-        state = self._slaves.setdefault(job.unit, _SlaveState())
+        state = self._slave(job.unit)
         answered = False
         try:
             self._wait_silence()
@@ -211,15 +204,21 @@ class RtuBus:
             if failure.kind is FailureKind.TIMEOUT:
                 state.timeouts_in_row += 1
                 if state.timeouts_in_row >= self.rest_after_timeouts:
-                    state.rest_s = min(max(state.rest_s * 2, self.rest_initial_s), self.rest_max_s)
-                    state.rest_until = time.monotonic() + state.rest_s
+                    state.rest_until = time.monotonic() + state.rest.next()
             raise
         finally:
             if not answered:
                 self._last_activity = time.monotonic()  # after a timeout or a bad frame: quiet from now
             self.counts["transactions"] += 1
-        state.timeouts_in_row, state.rest_s = 0, 0.0
+        state.timeouts_in_row = 0
+        state.rest.reset()
         return answer
+
+    def _slave(self, unit: int) -> _SlaveState:
+        state = self._slaves.get(unit)
+        if state is None:  # setdefault: submit() and the bus thread may meet a new unit at once
+            state = self._slaves.setdefault(unit, _SlaveState(Backoff(self.rest_initial_s, self.rest_max_s)))
+        return state
 
     def _wait_silence(self) -> None:
         gap = self._last_activity + self.settings.silence_s - time.monotonic()

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Sequence
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
+from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import Block
 from drivers.modbus.registers import Table
 
 log = logging.getLogger(__name__)
-
-
-class FailureKind(enum.StrEnum):
-    """Why a read produced no data; counted per kind in the poller's status."""
-
-    DISCONNECTED = "disconnected"
-    TIMEOUT = "timeout"
-    EXCEPTION = "exception"  # the device answered with a Modbus exception code
-    BAD_RESPONSE = "bad_response"  # an answer that does not fit the request
-    BAD_CRC = "bad_crc"  # RTU: a frame whose checksum does not match
-    BACKED_OFF = "backed_off"  # RTU: not asked, the slave is resting after timeouts
-
-
-class ReadFailure(Exception):
-    """A block could not be read; `kind` says why, the message says what."""
-
-    def __init__(self, kind: FailureKind, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 class ModbusTcpClient:

@@ -2,8 +2,9 @@
 
 from drivers.serial.ascii import AsciiDecoder, AsciiField, AsciiFramer, AsciiProtocol, Checksum
 from drivers.serial.binary import BinaryChannel, BinaryFramer, BinaryProtocol, encode
+from drivers.serial.format import Parity, SerialFormat, StopBits
 from drivers.serial.frames import ErrorKind, Frame, FrameError, Framer
-from drivers.serial.line import LineSettings, LineState, Parity, Record, SerialLine, StopBits, stale_channels
+from drivers.serial.line import LineState, Record, SerialLine, SerialLineSettings, stale_channels
 
 __all__ = [
     "AsciiDecoder",
@@ -18,11 +19,12 @@ __all__ = [
     "Frame",
     "FrameError",
     "Framer",
-    "LineSettings",
     "LineState",
     "Parity",
     "Record",
+    "SerialFormat",
     "SerialLine",
+    "SerialLineSettings",
     "StopBits",
     "encode",
     "stale_channels",

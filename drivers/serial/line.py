@@ -8,7 +8,6 @@ the caller through a callback on that thread (an asyncio user hands them over wi
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
@@ -18,48 +17,32 @@ from typing import Any
 
 import serial
 
+from drivers.backoff import Backoff
+from drivers.reconnect import LinkState, Reconnector
+from drivers.serial.format import SerialFormat
 from drivers.serial.frames import ErrorKind, Frame, FrameError, Framer
 
 log = logging.getLogger(__name__)
 
 
-class Parity(enum.StrEnum):
-    NONE = "N"
-    EVEN = "E"
-    ODD = "O"
-    MARK = "M"
-    SPACE = "S"
+LineState = LinkState  # stopped, connecting (opening, or waiting out a backoff), open
 
 
-class StopBits(enum.Enum):
-    ONE = 1
-    ONE_POINT_FIVE = 1.5
-    TWO = 2
-
-
-class LineState(enum.StrEnum):
-    STOPPED = "stopped"
-    CONNECTING = "connecting"  # opening the port, or waiting out a backoff before the next try
-    OPEN = "open"
+SENSOR_FORMAT = SerialFormat()  # 9600 8N1, what most serial sensors send
 
 
 @dataclass(frozen=True, slots=True)
-class LineSettings:
-    """Where the sensor is and how its line is set up."""
+class SerialLineSettings:
+    """Where the sensor is, its line's character format, and how the reader treats the line."""
 
     url: str
-    baudrate: int = 9600
-    bytesize: int = 8
-    parity: Parity = Parity.NONE
-    stopbits: StopBits = StopBits.ONE
+    format: SerialFormat = SENSOR_FORMAT
     read_timeout_s: float = 0.1  # how long one read may block: bounds how fast stop() is noticed
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     stale_after_s: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.bytesize not in (5, 6, 7, 8):
-            raise ValueError(f"bytesize must be 5, 6, 7 or 8, got {self.bytesize}")
         if not 0 < self.read_timeout_s <= 0.5:
             raise ValueError(
                 f"read_timeout_s must be in (0, 0.5] so stop() stays prompt, got {self.read_timeout_s}"
@@ -99,44 +82,37 @@ class SerialLine:
 
     def __init__(
         self,
-        settings: LineSettings,
+        settings: SerialLineSettings,
         framer: Framer,
         on_record: Callable[[Record], None],
         name: str = "serial",
     ) -> None:
         self.settings, self.framer, self.on_record, self.name = settings, framer, on_record, name
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # guards the counters and the port handle across threads
         self._port: serial.Serial | None = None
-        self._state = LineState.STOPPED
-        self._opens = 0
-        self._open_failures = 0
+        self._link = Reconnector(
+            f"serial-{name}",
+            self._open,
+            self._pump,
+            self._close,
+            Backoff(settings.backoff_initial_s, settings.backoff_max_s),
+            expected=(serial.SerialException, OSError, ValueError),
+            describe=self._describe,
+            join_s=1.0,
+        )
         self._frames_ok = 0
         self._errors = dict.fromkeys(ErrorKind, 0)
         self._callback_errors = 0
-        self._last_error = ""
         self._last_good: dict[str, float] = {}  # wall clock, shown
         self._last_seen: dict[str, float] = {}  # monotonic, for staleness
         self._last_values: dict[str, float] = {}
 
     def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError(f"{self.name} is already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"serial-{self.name}", daemon=True)
-        self._thread.start()
+        self._link.start()  # refuses while a reader thread that did not stop still holds the port
 
     def stop(self) -> None:
         """Ends the reader thread; returns within about one read timeout (at most 1 s)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(1.0)
-            if self._thread.is_alive():
-                # kept, so start() refuses rather than run two readers on one port
-                log.warning("%s: reader thread did not end within 1 s (a callback is blocking it)", self.name)
-                return
-            self._thread = None
+        self._link.stop()
 
     def write(self, data: bytes) -> bool:
         """Sends bytes to the sensor (a poll command); False when the port is not open right now."""
@@ -159,60 +135,31 @@ class SerialLine:
 
     def status(self) -> dict[str, Any]:
         stale = self.stale()
+        link = self._link
         with self._lock:
             return {
                 "name": self.name,
                 "url": self.settings.url,
-                "state": str(self._state),
+                "state": str(link.state),
                 "frames_ok": self._frames_ok,
                 "errors": {str(kind): count for kind, count in self._errors.items()},
-                "reconnects": max(0, self._opens - 1),
-                "open_failures": self._open_failures,
+                "reconnects": max(0, link.opens - 1),
+                "open_failures": link.open_failures,
                 "callback_errors": self._callback_errors,
-                "last_error": self._last_error,
+                "last_error": link.last_error or "",
                 "values": dict(self._last_values),
                 "last_good": dict(self._last_good),
                 "stale": stale,
             }
 
-    def _run(self) -> None:
-        delay = self.settings.backoff_initial_s
-        while not self._stop.is_set():
-            self._set_state(LineState.CONNECTING)
-            try:
-                port = self._open()
-            except (serial.SerialException, OSError, ValueError) as exc:
-                self._failed(f"cannot open {self.settings.url}: {exc}", opening=True)
-            else:
-                good_before = self._frames_ok
-                try:
-                    self._pump(port)
-                except (serial.SerialException, OSError) as exc:
-                    self._failed(f"read failed: {exc}")
-                except Exception as exc:  # a bug must not kill the reader: report it and reopen
-                    log.exception("%s: unexpected error while reading", self.name)
-                    self._failed(f"unexpected {type(exc).__name__}: {exc}")
-                finally:
-                    self._close(port)
-                if self._frames_ok > good_before:
-                    delay = self.settings.backoff_initial_s  # the line worked: start backoff afresh
-            if self._stop.wait(delay):
-                break
-            delay = min(delay * 2, self.settings.backoff_max_s)
-        self._set_state(LineState.STOPPED)
+    def _describe(self, exc: Exception, opening: bool) -> str:
+        return f"cannot open {self.settings.url}: {exc}" if opening else f"read failed: {exc}"
 
     def _open(self) -> serial.Serial:
         s = self.settings
-        port = serial.serial_for_url(
-            s.url,
-            baudrate=s.baudrate,
-            bytesize=s.bytesize,
-            parity=s.parity.value,
-            stopbits=s.stopbits.value,
-            timeout=s.read_timeout_s,
-        )
+        port = serial.serial_for_url(s.url, **s.format.pyserial(), timeout=s.read_timeout_s)
         with self._lock:
-            self._port, self._opens, self._state = port, self._opens + 1, LineState.OPEN
+            self._port = port
         log.info("%s: opened %s", self.name, s.url)
         return port
 
@@ -227,7 +174,7 @@ class SerialLine:
 
     def _pump(self, port: serial.Serial) -> None:
         """Reads until stopped or the port fails."""
-        while not self._stop.is_set():
+        while not self._link.stopping:
             # One byte blocks up to the timeout; then whatever else is waiting, so frames are not delayed.
             chunk = port.read(1)
             if not chunk:
@@ -244,6 +191,7 @@ class SerialLine:
                     self._errors[item.kind] += 1
                 log.debug("%s: %s", self.name, item)
                 continue
+            self._link.worked()  # the line works: once it fails, backoff starts afresh
             with self._lock:
                 self._frames_ok += 1
                 self._last_values.update(item.values)
@@ -257,13 +205,3 @@ class SerialLine:
                 with self._lock:
                     self._callback_errors += 1
                 log.exception("%s: record callback failed", self.name)
-
-    def _failed(self, message: str, opening: bool = False) -> None:
-        with self._lock:
-            self._last_error = message
-            self._open_failures += opening
-        log.warning("%s: %s; retrying", self.name, message)
-
-    def _set_state(self, state: LineState) -> None:
-        with self._lock:
-            self._state = state

@@ -1,6 +1,6 @@
 """GPIO lines with an active level and, for outputs, a safe state held at open, close and exit."""
 
-from hal.gpio.base import ActiveLevel, GpioBackend, GpioError, InputLine, LineSettings, OutputLine
+from hal.gpio.base import ActiveLevel, GpioBackend, GpioError, GpioLineSettings, InputLine, OutputLine
 from hal.gpio.factory import GPIO_BACKENDS, open_backend
 
 __all__ = [
@@ -8,8 +8,8 @@ __all__ = [
     "ActiveLevel",
     "GpioBackend",
     "GpioError",
+    "GpioLineSettings",
     "InputLine",
-    "LineSettings",
     "OutputLine",
     "open_backend",
 ]

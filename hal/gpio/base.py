@@ -30,7 +30,7 @@ class GpioError(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
-class LineSettings:
+class GpioLineSettings:
     """Where a line is and how it behaves; `line` is an offset on the chip or a line name."""
 
     line: int | str
@@ -45,7 +45,7 @@ class LineSettings:
 
 
 class InputLine(abc.ABC):
-    def __init__(self, settings: LineSettings) -> None:
+    def __init__(self, settings: GpioLineSettings) -> None:
         self.settings = settings
 
     @abc.abstractmethod
@@ -63,7 +63,7 @@ _registry_lock = threading.Lock()
 class OutputLine(abc.ABC):
     """An output; subclasses implement `_write` and `_release`, this class keeps the safe state."""
 
-    def __init__(self, settings: LineSettings) -> None:
+    def __init__(self, settings: GpioLineSettings) -> None:
         self.settings = settings
         self.value = settings.safe_state
         self.closed = False
@@ -106,11 +106,11 @@ class GpioBackend(abc.ABC):
     name: str = "gpio"
 
     @abc.abstractmethod
-    def output(self, settings: LineSettings) -> OutputLine:
+    def output(self, settings: GpioLineSettings) -> OutputLine:
         """Open an output, already driven to its safe state."""
 
     @abc.abstractmethod
-    def input(self, settings: LineSettings) -> InputLine:
+    def input(self, settings: GpioLineSettings) -> InputLine:
         """Open an input."""
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing beyond their lines

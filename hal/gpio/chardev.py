@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hal.boards import detect_board
-from hal.gpio.base import ActiveLevel, GpioBackend, GpioError, InputLine, LineSettings, OutputLine
+from hal.gpio.base import ActiveLevel, GpioBackend, GpioError, GpioLineSettings, InputLine, OutputLine
 from hal.gpio.chips import ChipInfo, resolve
 from hal.sysroot import default_root
 
@@ -41,7 +41,7 @@ def list_chips(dev: Path = Path("/dev")) -> tuple[ChipInfo, ...]:
     return tuple(chips)
 
 
-def find_line(settings: LineSettings, dev: Path = Path("/dev")) -> tuple[ChipInfo, int]:
+def find_line(settings: GpioLineSettings, dev: Path = Path("/dev")) -> tuple[ChipInfo, int]:
     """The chip and offset of a line setting on this board, or a GpioError naming every chip found."""
     wanted = settings.chip
     if wanted is not None and wanted.startswith("/"):
@@ -52,7 +52,7 @@ def find_line(settings: LineSettings, dev: Path = Path("/dev")) -> tuple[ChipInf
 class _Request:
     """One line requested from one chip."""
 
-    def __init__(self, settings: LineSettings, direction: Any, output_value: Any = None) -> None:
+    def __init__(self, settings: GpioLineSettings, direction: Any, output_value: Any = None) -> None:
         chip, offset = find_line(settings)  # a chip or line that does not exist stops here, unrequested
         path = chip.path
         line_settings = gpiod.LineSettings(
@@ -70,7 +70,7 @@ class _Request:
 
 
 class ChardevOutputLine(OutputLine):
-    def __init__(self, settings: LineSettings) -> None:
+    def __init__(self, settings: GpioLineSettings) -> None:
         # The request itself sets the safe value, so the line never shows anything else.
         safe = Value.ACTIVE if settings.safe_state else Value.INACTIVE
         self._req = _Request(settings, Direction.OUTPUT, safe)
@@ -86,7 +86,7 @@ class ChardevOutputLine(OutputLine):
 
 
 class ChardevInputLine(InputLine):
-    def __init__(self, settings: LineSettings) -> None:
+    def __init__(self, settings: GpioLineSettings) -> None:
         super().__init__(settings)
         self._req = _Request(settings, Direction.INPUT)
 
@@ -104,8 +104,8 @@ class ChardevBackend(GpioBackend):
         if not any(Path("/dev").glob("gpiochip*")):
             raise GpioError("no /dev/gpiochip* devices: the kernel exposes no GPIO chips here")
 
-    def output(self, settings: LineSettings) -> OutputLine:
+    def output(self, settings: GpioLineSettings) -> OutputLine:
         return ChardevOutputLine(settings)
 
-    def input(self, settings: LineSettings) -> InputLine:
+    def input(self, settings: GpioLineSettings) -> InputLine:
         return ChardevInputLine(settings)

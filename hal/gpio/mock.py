@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hal.boards import detect_board
-from hal.gpio.base import GpioBackend, GpioError, InputLine, LineSettings, OutputLine
+from hal.gpio.base import GpioBackend, GpioError, GpioLineSettings, InputLine, OutputLine
 from hal.gpio.chips import ChipInfo, choose_chip, parse_listing, resolve
 from hal.sysroot import SysRoot, default_root
 
@@ -119,7 +119,7 @@ class MockChip(GpioBackend):
         self._lock = threading.Lock()
         self._journal = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if journal else None
 
-    def locate(self, settings: LineSettings) -> tuple[ChipInfo, int | str]:
+    def locate(self, settings: GpioLineSettings) -> tuple[ChipInfo, int | str]:
         """The chip and offset of a line, as the character device would resolve them (desk: any line)."""
         if self.desk:
             chip = DESK_CHIP if settings.chip is None else choose_chip(self.chips, settings.chip, None)
@@ -127,7 +127,7 @@ class MockChip(GpioBackend):
         board = detect_board(self.root or default_root())
         return resolve(self.chips, settings.chip, settings.line, board)
 
-    def output(self, settings: LineSettings) -> OutputLine:
+    def output(self, settings: GpioLineSettings) -> OutputLine:
         chip, offset = self.locate(settings)  # a chip or line that does not exist stops here
         key = str(settings.line)
         taken = [
@@ -141,7 +141,7 @@ class MockChip(GpioBackend):
         self.outputs[key] = line
         return line
 
-    def input(self, settings: LineSettings) -> InputLine:
+    def input(self, settings: GpioLineSettings) -> InputLine:
         self.locate(settings)
         return MockInputLine(self, settings)
 
@@ -178,7 +178,11 @@ class MockChip(GpioBackend):
 
 class MockOutputLine(OutputLine):
     def __init__(
-        self, chip: MockChip, settings: LineSettings, chip_info: ChipInfo = DESK_CHIP, offset: int | str = 0
+        self,
+        chip: MockChip,
+        settings: GpioLineSettings,
+        chip_info: ChipInfo = DESK_CHIP,
+        offset: int | str = 0,
     ) -> None:
         super().__init__(settings)
         self.chip = chip
@@ -190,7 +194,7 @@ class MockOutputLine(OutputLine):
 
 
 class MockInputLine(InputLine):
-    def __init__(self, chip: MockChip, settings: LineSettings) -> None:
+    def __init__(self, chip: MockChip, settings: GpioLineSettings) -> None:
         super().__init__(settings)
         self.chip = chip
 

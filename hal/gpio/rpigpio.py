@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from hal.gpio.base import GpioBackend, GpioError, InputLine, LineSettings, OutputLine
+from hal.gpio.base import GpioBackend, GpioError, GpioLineSettings, InputLine, OutputLine
 
 MODULES = ("RPi.GPIO", "Jetson.GPIO")
 
@@ -25,14 +25,14 @@ def import_gpio_module(name: str | None = None) -> ModuleType:
     raise ImportError("no RPi.GPIO-compatible module: " + "; ".join(errors))
 
 
-def _channel(settings: LineSettings) -> int:
+def _channel(settings: GpioLineSettings) -> int:
     if not isinstance(settings.line, int):
         raise GpioError(f"RPi.GPIO-compatible backends take BCM numbers, not {settings.line!r}")
     return settings.line
 
 
 class RpiGpioOutputLine(OutputLine):
-    def __init__(self, gpio: ModuleType, settings: LineSettings) -> None:
+    def __init__(self, gpio: ModuleType, settings: GpioLineSettings) -> None:
         self.gpio = gpio
         self.channel = _channel(settings)
         gpio.setup(self.channel, gpio.OUT, initial=settings.physical(settings.safe_state))
@@ -43,7 +43,7 @@ class RpiGpioOutputLine(OutputLine):
 
 
 class RpiGpioInputLine(InputLine):
-    def __init__(self, gpio: ModuleType, settings: LineSettings) -> None:
+    def __init__(self, gpio: ModuleType, settings: GpioLineSettings) -> None:
         super().__init__(settings)
         self.gpio = gpio
         self.channel = _channel(settings)
@@ -61,8 +61,8 @@ class RpiGpioBackend(GpioBackend):
         self.gpio.setwarnings(False)
         self.gpio.setmode(self.gpio.BCM)
 
-    def output(self, settings: LineSettings) -> OutputLine:
+    def output(self, settings: GpioLineSettings) -> OutputLine:
         return RpiGpioOutputLine(self.gpio, settings)
 
-    def input(self, settings: LineSettings) -> InputLine:
+    def input(self, settings: GpioLineSettings) -> InputLine:
         return RpiGpioInputLine(self.gpio, settings)

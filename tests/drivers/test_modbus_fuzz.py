@@ -24,10 +24,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import Block
 from drivers.modbus.registers import ByteOrder, DataType, DecodeError, Point, Table
-from drivers.modbus.rtu import LineSettings, RtuBus, decode_answer, request_frame, response_length
-from drivers.modbus.tcp import FailureKind, ModbusTcpClient, ReadFailure
+from drivers.modbus.rtu import RtuBus, RtuBusSettings, decode_answer, request_frame, response_length
+from drivers.modbus.tcp import ModbusTcpClient
+from drivers.serial.format import SerialFormat
 from tests.conftest import free_port
 
 _FUNCTIONS = {Table.COIL: 1, Table.DISCRETE_INPUT: 2, Table.HOLDING: 3, Table.INPUT: 4}
@@ -400,7 +402,7 @@ def bus_on_pty(rng: random.Random) -> Iterator[tuple[RtuBus, FakeSlave]]:
     tty.setraw(slave_fd)
     fake = FakeSlave(master, rng)
     thread = threading.Thread(target=fake.run, name="fake-rtu-slave", daemon=True)
-    bus = RtuBus(LineSettings(os.ttyname(slave_fd), baudrate=19200))
+    bus = RtuBus(RtuBusSettings(os.ttyname(slave_fd), SerialFormat(19200)))
     thread.start()
     bus.start()
     try:

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 import pytest
 from pymodbus.framer import FramerRTU
 
+from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import Block
 from drivers.modbus.registers import Table
-from drivers.modbus.rtu import LineSettings, Priority, RtuBus, request_frame, response_length
-from drivers.modbus.tcp import FailureKind, ReadFailure
+from drivers.modbus.rtu import Priority, RtuBus, RtuBusSettings, request_frame, response_length
+from drivers.serial.format import Parity, SerialFormat
 
 BLOCK = Block(Table.HOLDING, 0, 2, ())
 
@@ -72,16 +73,16 @@ def line() -> Iterator[FakeLine]:
 
 
 def test_settings_follow_the_character_format() -> None:
-    assert LineSettings("x", 19200).char_time_s == pytest.approx(10 / 19200)
-    assert LineSettings("x", 9600, parity="E").char_time_s == pytest.approx(11 / 9600)
-    assert LineSettings("x", 19200).silence_s == pytest.approx(3.5 * 10 / 19200)
-    assert LineSettings("x", 115200).silence_s == 0.00175
+    assert RtuBusSettings("x", SerialFormat(19200)).char_time_s == pytest.approx(10 / 19200)
+    assert RtuBusSettings("x", SerialFormat(9600, parity=Parity.EVEN)).char_time_s == pytest.approx(11 / 9600)
+    assert RtuBusSettings("x", SerialFormat(19200)).silence_s == pytest.approx(3.5 * 10 / 19200)
+    assert RtuBusSettings("x", SerialFormat(115200)).silence_s == 0.00175
     assert response_length(Block(Table.COIL, 0, 10, ())) == 3 + 2 + 2
     assert response_length(Block(Table.INPUT, 0, 10, ())) == 3 + 20 + 2
 
 
 def test_answers_come_back_and_silence_is_kept(line: FakeLine) -> None:
-    bus = RtuBus(LineSettings(line.path, 19200))
+    bus = RtuBus(RtuBusSettings(line.path, SerialFormat(19200)))
     bus.start()
     try:
         futures = [bus.submit(u, request_frame(u, BLOCK), response_length(BLOCK), 0.05) for u in (1, 2, 3, 1)]
@@ -90,11 +91,11 @@ def test_answers_come_back_and_silence_is_kept(line: FakeLine) -> None:
         bus.stop()
     gaps = [b - a for (a, _), (b, _) in zip(line.seen, line.seen[1:], strict=False)]
     # request, answer and at least 3.5 characters of silence (no pacing on a pty: the wire is instant)
-    assert min(gaps) >= LineSettings(line.path, 19200).silence_s
+    assert min(gaps) >= RtuBusSettings(line.path, SerialFormat(19200)).silence_s
 
 
 def test_a_write_goes_ahead_of_queued_polls(line: FakeLine) -> None:
-    bus = RtuBus(LineSettings(line.path, 19200))
+    bus = RtuBus(RtuBusSettings(line.path, SerialFormat(19200)))
     bus.start()
     try:
         polls = [bus.submit(1, request_frame(1, BLOCK), response_length(BLOCK), 0.05) for _ in range(5)]
@@ -112,7 +113,7 @@ def test_a_write_goes_ahead_of_queued_polls(line: FakeLine) -> None:
 )
 def test_a_dead_slave_times_out_fast_then_rests(line: FakeLine) -> None:
     line.alive.discard(3)
-    settings = LineSettings(line.path, 19200)
+    settings = RtuBusSettings(line.path, SerialFormat(19200))
     bus = RtuBus(settings)
     bus.start()
     try:

@@ -15,7 +15,7 @@ import gpiod
 import pytest
 from gpiod.line import Direction, Value
 
-from hal.gpio import ActiveLevel, GpioError, LineSettings, open_backend
+from hal.gpio import ActiveLevel, GpioError, GpioLineSettings, open_backend
 from hal.gpio.chips import parse_listing
 from hal.gpio.mock import MockChip, read_journal
 from hal.sysroot import ROOT_ENV
@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-STOP = LineSettings("stop", safe_state=False)
+STOP = GpioLineSettings("stop", safe_state=False)
 
 
 def test_an_output_starts_in_its_safe_state_and_every_edge_is_timestamped() -> None:
@@ -43,7 +43,7 @@ def test_an_output_starts_in_its_safe_state_and_every_edge_is_timestamped() -> N
 
 def test_active_low_lines_invert_on_the_wire() -> None:
     chip = MockChip()
-    relay = chip.output(LineSettings(17, active_level=ActiveLevel.LOW, safe_state=False))
+    relay = chip.output(GpioLineSettings(17, active_level=ActiveLevel.LOW, safe_state=False))
     assert chip.level(17) == 1  # inactive = high on an active-low line
     relay.set(True)
     assert chip.level(17) == 0
@@ -53,7 +53,7 @@ def test_active_low_lines_invert_on_the_wire() -> None:
 
 def test_a_safe_state_may_be_active() -> None:
     chip = MockChip()
-    brake = chip.output(LineSettings("brake", safe_state=True))
+    brake = chip.output(GpioLineSettings("brake", safe_state=True))
     assert chip.level("brake") == 1
     brake.set(False)
     brake.close()
@@ -62,15 +62,15 @@ def test_a_safe_state_may_be_active() -> None:
 
 def test_an_output_can_be_wired_to_an_input() -> None:
     chip = MockChip()
-    out = chip.output(LineSettings("relay"))
-    feedback = chip.input(LineSettings("relay_feedback"))
-    inverted = chip.input(LineSettings("relay_nc", active_level=ActiveLevel.LOW))
+    out = chip.output(GpioLineSettings("relay"))
+    feedback = chip.input(GpioLineSettings("relay_feedback"))
+    inverted = chip.input(GpioLineSettings("relay_nc", active_level=ActiveLevel.LOW))
     chip.wire("relay", "relay_feedback")
     chip.wire("relay", "relay_nc")
     assert (feedback.get(), inverted.get()) == (False, True)
     out.set(True)
     assert (feedback.get(), inverted.get()) == (True, False)
-    switch = chip.input(LineSettings("door"))
+    switch = chip.input(GpioLineSettings("door"))
     chip.drive("door", 1)
     assert switch.get()
 
@@ -90,10 +90,10 @@ def test_a_line_cannot_be_requested_twice_or_set_after_close() -> None:
 EXITING = textwrap.dedent("""
     import os, signal, sys, time
     from pathlib import Path
-    from hal.gpio import LineSettings
+    from hal.gpio import GpioLineSettings
     from hal.gpio.mock import MockChip
     chip = MockChip(Path(sys.argv[1]))
-    line = chip.output(LineSettings("stop", safe_state=False))
+    line = chip.output(GpioLineSettings("stop", safe_state=False))
     line.set(True)
     how = sys.argv[2]
     if how == "raise":
@@ -187,7 +187,7 @@ def test_the_chardev_backend_requests_lines_with_libgpiod_v2(
     from hal.gpio import chardev
 
     requests, wire = pi5_kernel
-    settings = LineSettings(
+    settings = GpioLineSettings(
         23, chip="/dev/gpiochip4", active_level=ActiveLevel.LOW, safe_state=False, consumer="safety"
     )
     line = chardev.ChardevOutputLine(settings)
@@ -199,13 +199,13 @@ def test_the_chardev_backend_requests_lines_with_libgpiod_v2(
     # the request itself carries the safe value, then logical values follow (gpiod inverts active-low)
     assert req.values == [Value.INACTIVE, Value.ACTIVE, Value.INACTIVE]
     assert req.released
-    button = chardev.ChardevInputLine(LineSettings("GPIO17"))  # no chip: the header's, not gpiochip0
+    button = chardev.ChardevInputLine(GpioLineSettings("GPIO17"))  # no chip: the header's, not gpiochip0
     wire[17] = 1
     assert button.get() is True
     assert (requests[1].path, requests[1].line) == ("/dev/gpiochip4", 17)
     assert requests[1].settings.direction == Direction.INPUT
     with pytest.raises(GpioError, match=r"no GPIO chip '/dev/gpiochip9'; found: gpiochip0 \(gpio-brcmstb"):
-        chardev.ChardevOutputLine(LineSettings(1, chip="/dev/gpiochip9"))
+        chardev.ChardevOutputLine(GpioLineSettings(1, chip="/dev/gpiochip9"))
     assert len(requests) == 2  # refused before any request
 
 
@@ -215,8 +215,8 @@ def test_chardev_inputs_read_the_wire_through_their_active_level(
     from hal.gpio import chardev
 
     requests, wire = pi5_kernel
-    button = chardev.ChardevInputLine(LineSettings("GPIO22"))  # closes to 3.3 V when pressed
-    guard = chardev.ChardevInputLine(LineSettings("GPIO27", active_level=ActiveLevel.LOW))  # pulls to 0 V
+    button = chardev.ChardevInputLine(GpioLineSettings("GPIO22"))  # closes to 3.3 V when pressed
+    guard = chardev.ChardevInputLine(GpioLineSettings("GPIO27", active_level=ActiveLevel.LOW))  # pulls to 0 V
     assert [(r.line, r.settings.active_low) for r in requests] == [(22, False), (27, True)]
     seen = []
     for level in (0, 1, 0):
@@ -249,10 +249,10 @@ def test_the_rpigpio_backend_drives_bcm_channels(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "RPi", types.ModuleType("RPi"))
     monkeypatch.setitem(sys.modules, "RPi.GPIO", gpio)
     backend = open_backend("rpigpio")
-    relay = backend.output(LineSettings(18, active_level=ActiveLevel.LOW))
+    relay = backend.output(GpioLineSettings(18, active_level=ActiveLevel.LOW))
     relay.set(True)
     relay.close()
-    low_input = backend.input(LineSettings(24, active_level=ActiveLevel.LOW))
+    low_input = backend.input(GpioLineSettings(24, active_level=ActiveLevel.LOW))
     assert low_input.get() is True  # reads 0 V, active low
     assert gpio.calls == [
         ("setwarnings", False),
@@ -263,7 +263,7 @@ def test_the_rpigpio_backend_drives_bcm_channels(monkeypatch: pytest.MonkeyPatch
         ("setup", 24, 1, None),
     ]
     with pytest.raises(GpioError, match="BCM numbers"):
-        backend.output(LineSettings("STOP"))
+        backend.output(GpioLineSettings("STOP"))
 
 
 def test_backend_choice_config_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hal.boards import BOARDS, Board, detect_board
-from hal.gpio import GpioError, LineSettings
+from hal.gpio import GpioError, GpioLineSettings
 from hal.gpio.chips import ChipInfo, choose_chip, describe, line_offset, parse_listing, resolve
 from hal.gpio.mock import CHIPS_ENV, MockChip, MockOutputLine, journal_chip, journal_owner, read_journal
 from hal.sysroot import ROOT_ENV, SysRoot, default_root
@@ -151,16 +151,16 @@ def test_the_mock_picks_the_header_chip_of_the_board_it_is_told_about(
     monkeypatch.setenv(CHIPS_ENV, str(FIXTURES / "rpi5" / "gpiodetect.txt"))
     journal = tmp_path / "journal"
     chip = MockChip(journal)
-    relay = chip.output(LineSettings("GPIO17"))
+    relay = chip.output(GpioLineSettings("GPIO17"))
     assert isinstance(relay, MockOutputLine)
     assert (relay.chip_info.name, relay.offset) == ("gpiochip4", 17)
     assert journal_chip(journal, "GPIO17") == "gpiochip4" and journal_owner(journal, "GPIO17") is not None
     with pytest.raises(GpioError, match="already requested"):
-        chip.output(LineSettings(17))  # the same line of the same chip, by its offset
+        chip.output(GpioLineSettings(17))  # the same line of the same chip, by its offset
     relay.set(True)
     relay.close()
     assert [t.level for t in read_journal(journal)] == [0, 1, 0]
-    other = chip.output(LineSettings(3, chip="/dev/gpiochip1"))  # a named chip wins over the header
+    other = chip.output(GpioLineSettings(3, chip="/dev/gpiochip1"))  # a named chip wins over the header
     assert isinstance(other, MockOutputLine)
     assert (other.chip_info.name, other.offset) == ("gpiochip1", 3)
 
@@ -168,14 +168,14 @@ def test_the_mock_picks_the_header_chip_of_the_board_it_is_told_about(
 @pytest.mark.parametrize(
     ("settings", "error"),
     [
-        (LineSettings(17, chip="pinctrl-bcm2711"), "no GPIO chip 'pinctrl-bcm2711'; found: gpiochip0"),
-        (LineSettings(60), r"gpiochip4 \(pinctrl-rp1, 54 lines\) has no line 60"),
-        (LineSettings("STOP"), "has no line named 'STOP'"),
-        (LineSettings(3, chip="gpiochip3"), None),
+        (GpioLineSettings(17, chip="pinctrl-bcm2711"), "no GPIO chip 'pinctrl-bcm2711'; found: gpiochip0"),
+        (GpioLineSettings(60), r"gpiochip4 \(pinctrl-rp1, 54 lines\) has no line 60"),
+        (GpioLineSettings("STOP"), "has no line named 'STOP'"),
+        (GpioLineSettings(3, chip="gpiochip3"), None),
     ],
 )
 def test_the_mock_refuses_chips_and_lines_the_board_does_not_have_before_requesting_anything(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: LineSettings, error: str | None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: GpioLineSettings, error: str | None
 ) -> None:
     journal = tmp_path / "journal"
     chip = MockChip(journal, chips=chips("rpi5"), root=SysRoot(FIXTURES / "rpi5"))
@@ -195,12 +195,12 @@ def test_the_desk_mock_is_one_chip_with_lines_of_any_name(monkeypatch: pytest.Mo
     monkeypatch.setenv(ROOT_ENV, str(FIXTURES / "x86-pc"))  # a desk has no header chip: the mock is the chip
     chip = MockChip()
     assert [str(c) for c in chip.chips] == ["gpiochip0 (gpio-mock, 64 lines)"]
-    chip.output(LineSettings("STOP")).close()
-    chip.output(LineSettings("STOP", chip="gpio-mock")).close()
+    chip.output(GpioLineSettings("STOP")).close()
+    chip.output(GpioLineSettings("STOP", chip="gpio-mock")).close()
     with pytest.raises(
         GpioError, match=r"no GPIO chip 'pinctrl-rp1'; found: gpiochip0 \(gpio-mock, 64 lines\)"
     ):
-        chip.output(LineSettings("STOP", chip="pinctrl-rp1"))
+        chip.output(GpioLineSettings("STOP", chip="pinctrl-rp1"))
 
 
 @pytest.mark.hil

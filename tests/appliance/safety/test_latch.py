@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from appliance.safety.latch import State, StopLatch
-from hal.gpio import LineSettings
+from hal.gpio import GpioLineSettings
 from hal.gpio.mock import MockChip
 
 MS = 1_000_000
@@ -12,7 +12,7 @@ DEADLINE = 100 * MS
 
 def latch(latched: str | None = None) -> tuple[StopLatch, MockChip]:
     chip = MockChip()
-    line = chip.output(LineSettings("STOP"))
+    line = chip.output(GpioLineSettings("STOP"))
     return StopLatch(line, DEADLINE, latched), chip
 
 
@@ -85,7 +85,7 @@ def test_an_active_low_line_is_energized_at_0_volts() -> None:
     chip = MockChip()
     from hal.gpio import ActiveLevel
 
-    line = chip.output(LineSettings("STOP", active_level=ActiveLevel.LOW))
+    line = chip.output(GpioLineSettings("STOP", active_level=ActiveLevel.LOW))
     stop = StopLatch(line, DEADLINE)
     assert chip.level("STOP") == 1  # de-energized
     stop.heartbeat((), 0)

@@ -16,7 +16,7 @@ from bench.serial_sensor import SensorSettings, SimulatedSerialSensor, Wire, nme
 from drivers.serial.ascii import PSEN, TH_TEXT, AsciiFramer
 from drivers.serial.binary import EXAMPLE_SENSOR, BinaryFramer, encode
 from drivers.serial.frames import ErrorKind, Framer
-from drivers.serial.line import LineSettings, LineState, Record, SerialLine, stale_channels
+from drivers.serial.line import LineState, Record, SerialLine, SerialLineSettings, stale_channels
 
 CHANNELS = ["humidity", "pressure", "temperature"]
 
@@ -53,9 +53,9 @@ def fast(
     backoff_initial_s: float = 0.05,
     backoff_max_s: float = 0.2,
     stale_after_s: float = 0.3,
-) -> LineSettings:
+) -> SerialLineSettings:
     """Settings scaled down so a test sees backoff, staleness and reconnects within a second."""
-    return LineSettings(
+    return SerialLineSettings(
         url,
         read_timeout_s=read_timeout_s,
         backoff_initial_s=backoff_initial_s,
@@ -296,8 +296,8 @@ def test_stale_channels_helper() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("bytesize", 9), ("read_timeout_s", 2.0), ("backoff_initial_s", 0.0), ("stale_after_s", -1)],
+    [("read_timeout_s", 2.0), ("backoff_initial_s", 0.0), ("stale_after_s", -1)],
 )
 def test_bad_line_settings_are_refused(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field.split("_s")[0]):
-        LineSettings("loop://", **{field: value})  # type: ignore[arg-type]
+        SerialLineSettings("loop://", **{field: value})  # type: ignore[arg-type]
