@@ -12,19 +12,19 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from appliance.clock import ClockWatch
 from appliance.config.http import split_host_port
 from appliance.config.models import ApplianceConfig
-from appliance.fieldbus import build_field
-from appliance.health import HealthWatch
+from appliance.field.fieldbus import build_field
+from appliance.field.snapshot import SensorSnapshot
 from appliance.lifecycle import ServiceSet, StopReport, start_unless
-from appliance.loop_lag import LoopMonitor
+from appliance.ops.clock import ClockWatch
+from appliance.ops.health import HealthWatch
+from appliance.ops.loop_lag import LoopMonitor
 from appliance.qc.pipeline import QcPipeline
 from appliance.records import Event, Reading
 from appliance.safety.link import SafetyLink
 from appliance.safety.rules import SafetyRules
 from appliance.service import Service
-from appliance.snapshot import SensorSnapshot
 from appliance.status.document import DiskStatus, RuntimeInfo, Status
 from appliance.status.hal import hal_section
 from appliance.status.qc import QcStatus

@@ -1,5 +1,6 @@
 """The `[devices]` and `[buses]` sections: each device type is an entry of `DEVICE_TYPES`, keyed by the
-`type` its table writes, with its config class and the builder that makes its service (appliance/fieldbus.py).
+`type` its table writes, with its config class and the builder that makes its service
+(appliance/field/fieldbus.py).
 
 A new device type is one module: a config class with `type: Literal["KEY"]` (a `Settings`), a builder
 `(device_id, settings, wiring) -> Service`, and `DEVICE_TYPES.register("KEY", builder, config=...)`;
@@ -19,7 +20,7 @@ from drivers.modbus.registers import RegisterMap
 from hal.registry import Registry
 
 if TYPE_CHECKING:
-    from appliance.fieldbus import DeviceBuilder
+    from appliance.field.fieldbus import DeviceBuilder
 
 
 class ModbusDeviceSettings(Settings):
@@ -159,10 +160,18 @@ class RtuBusSettings(SerialFormat):
 
 
 DEVICE_TYPES: Registry[DeviceBuilder] = Registry("device type")
-DEVICE_TYPES.register("modbus_tcp", "appliance.fieldbus:modbus_tcp_poller", config=ModbusTcpDeviceSettings)
-DEVICE_TYPES.register("modbus_rtu", "appliance.fieldbus:modbus_rtu_poller", config=ModbusRtuDeviceSettings)
-DEVICE_TYPES.register("serial_ascii", "appliance.fieldbus:serial_sensor", config=SerialAsciiDeviceSettings)
-DEVICE_TYPES.register("serial_binary", "appliance.fieldbus:serial_sensor", config=SerialBinaryDeviceSettings)
+DEVICE_TYPES.register(
+    "modbus_tcp", "appliance.field.fieldbus:modbus_tcp_poller", config=ModbusTcpDeviceSettings
+)
+DEVICE_TYPES.register(
+    "modbus_rtu", "appliance.field.fieldbus:modbus_rtu_poller", config=ModbusRtuDeviceSettings
+)
+DEVICE_TYPES.register(
+    "serial_ascii", "appliance.field.fieldbus:serial_sensor", config=SerialAsciiDeviceSettings
+)
+DEVICE_TYPES.register(
+    "serial_binary", "appliance.field.fieldbus:serial_sensor", config=SerialBinaryDeviceSettings
+)
 
 if TYPE_CHECKING:  # the type checker knows the built-in kinds; validation takes every registered one
     DeviceSettings = (

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from appliance.config.base import NAME_PATTERN, Settings
-from appliance.features import WaveformSettings
+from appliance.field.features import WaveformSettings
 from drivers.modbus.registers import ByteOrder, DataType, Point, Table
 
 # Enum fields take their string value from TOML (strict mode alone would want the enum object).

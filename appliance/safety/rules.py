@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from appliance.config.safety import RateRule, Rule, SigmaRule, StaleRule, ThresholdRule
-from appliance.features.baseline import Baseline
-from appliance.features.window import RollingWindow
+from appliance.field.features.baseline import Baseline
+from appliance.field.features.window import RollingWindow
 from appliance.records import Event, Quality, Reading, Severity
 from appliance.status.safety import RuleStatus
 

@@ -19,7 +19,7 @@ from typing import Any
 from pymodbus.client import AsyncModbusTcpClient
 
 from appliance.config.models import ModbusRtuDeviceSettings, ModbusTcpDeviceSettings
-from appliance.poller import ModbusPoller
+from appliance.field.poller import ModbusPoller
 from bench.harness.sim import sim_world
 from drivers.modbus.planner import MAX_REGISTERS_PER_READ, plan_reads
 from drivers.modbus.rtu import ModbusRtuClient, RtuBus, RtuBusSettings, request_frame, response_length

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from appliance.config.base import NAME_PATTERN, Settings
 from appliance.config.devices import DEVICE_TYPES
-from appliance.fieldbus import FieldWiring
+from appliance.field.fieldbus import FieldWiring
 from appliance.records import Quality, Reading
 from appliance.service import Service
 

@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from appliance.clock import ClockWatch
+from appliance.ops.clock import ClockWatch
 from appliance.records import Event, Severity
 
 

@@ -12,7 +12,7 @@ from types import ModuleType
 import pytest
 
 from appliance.config import ConfigError, parse_config
-from appliance.fieldbus import build_field
+from appliance.field.fieldbus import build_field
 from appliance.records import Reading
 
 DEVICES = """

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from appliance.features import (
+from appliance.field.features import (
     Baseline,
     ChannelFeatures,
     ChannelKind,

@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 from appliance.config.models import ModbusTcpDeviceSettings
-from appliance.poller import ModbusPoller, ReadingSink
+from appliance.field.poller import ModbusPoller, ReadingSink
 from appliance.records import Quality, Reading
 from bench.config import ModbusTcpSlave
 from bench.modbus_slave import SimulatedSlave

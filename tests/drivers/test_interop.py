@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import pytest
 
 from appliance.config.models import ModbusTcpDeviceSettings
-from appliance.poller import ModbusPoller
+from appliance.field.poller import ModbusPoller
 from appliance.records import Quality, Reading
 from bench.config import ModbusTcpSlave, RtuLine, SimRegister
 from bench.modbus_slave import SimulatedSlave, encode

@@ -211,7 +211,7 @@ def test_no_gpio_backend_is_an_error_not_a_mock(tmp_path: Path) -> None:
 
 def test_the_supervisor_loads_no_web_store_or_sync_code() -> None:
     code = (
-        "import sys, appliance.cli, appliance.safety.supervisor\n"
+        "import sys, appliance.cli.main, appliance.safety.supervisor\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'sqlite_utils', 'paho')"
         " or m.startswith(('appliance.store', 'appliance.web', 'appliance.sync', 'appliance.runtime'))]\n"
         "print(bad)"

@@ -22,8 +22,8 @@ from tests.conftest import start_appliance
 # store and sync.
 FORBIDDEN = ("numpy", "cv2", "pydantic", "pydantic_core", "starlette", "uvicorn", "sqlite_utils", "paho")
 FORBIDDEN_OURS = (
-    *("drivers", "appliance.config", "appliance.features", "appliance.store", "appliance.web"),
-    *("appliance.sync", "appliance.runtime", "appliance.qc", "appliance.insights"),
+    *("drivers", "appliance.config", "appliance.field", "appliance.store", "appliance.web"),
+    *("appliance.sync", "appliance.runtime", "appliance.qc", "appliance.insights", "appliance.status"),
 )
 
 

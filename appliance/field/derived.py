@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.config.registers import RegisterSettings
-from appliance.features import ChannelFeatures, FeatureSnapshot
+from appliance.field.features import ChannelFeatures, FeatureSnapshot
 from appliance.records import Quality, Reading
 
 SIGNIFICANT_DIGITS = 6  # of a feature's value; the inputs (16-bit registers, ADC samples) resolve fewer

@@ -8,7 +8,7 @@ import asyncio
 import time
 
 from appliance.config.devices import SerialAsciiDeviceSettings, SerialBinaryDeviceSettings
-from appliance.poller import ReadingSink
+from appliance.field.poller import ReadingSink
 from appliance.records import Quality, Reading
 from appliance.service import Service
 from appliance.status.field import SerialStatus

@@ -20,8 +20,8 @@ from appliance.config.devices import (
     SerialBinaryDeviceSettings,
 )
 from appliance.config.models import ApplianceConfig
-from appliance.poller import ModbusPoller, ReadingSink
-from appliance.serial_sensor import SerialSensor
+from appliance.field.poller import ModbusPoller, ReadingSink
+from appliance.field.serial_sensor import SerialSensor
 from appliance.service import Service
 from appliance.status.field import BusStatus
 from drivers.modbus.rtu import ModbusRtuClient, RtuBus, RtuBusSettings

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from appliance.features.baseline import Baseline
-from appliance.features.waveform import WaveformAnalyzer, WaveformSettings
-from appliance.features.window import RollingWindow
+from appliance.field.features.baseline import Baseline
+from appliance.field.features.waveform import WaveformAnalyzer, WaveformSettings
+from appliance.field.features.window import RollingWindow
 
 
 class ChannelKind(enum.StrEnum):

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from appliance.cli import update as update_commands
 from appliance.tomlfile import DEFAULT_CONFIG, ConfigError, read_toml
-from appliance.update import commands as update_commands
 
 if TYPE_CHECKING:
     from appliance.runtime import Runtime
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "safety":
         return safety(args)
     if args.command == "infer":
-        from appliance.infer import infer
+        from appliance.cli.infer import infer
 
         try:
             low, high = (float(x) for x in args.range.split(","))
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def show_hal(root: Path, as_json: bool) -> int:
-    from appliance.hal_view import render
+    from appliance.cli.hal import render
     from hal.report import detect
 
     if not root.is_dir():

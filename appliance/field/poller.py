@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from appliance.config.devices import ModbusDeviceSettings
-from appliance.derived import DerivedChannels
+from appliance.field.derived import DerivedChannels
 from appliance.records import Quality, Reading
 from appliance.service import Service
 from appliance.status.field import ModbusStatus

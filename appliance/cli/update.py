@@ -1,6 +1,6 @@
 """The command lines of `appliance health`, `appliance update` and `appliance credential` (docs/updates.md).
 
-Only argparse here: what each command needs is imported when it runs (appliance/cli.py keeps `appliance
+Only argparse here: what each command needs is imported when it runs (appliance/cli/main.py keeps `appliance
 safety` small the same way).
 """
 
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.command == "health":
         return _health(args)
     if args.command == "credential":
-        from appliance.credential import provision
+        from appliance.cli.credential import provision
 
         return provision(args.data_dir, args.write, args.console, args.owner)
     return _update(args, argv)
