@@ -1,8 +1,10 @@
-"""The house rules (docs/development.md) that code can check: import direction and module docstrings."""
+"""The house rules (docs/architecture.md, docs/development.md) that code can check: import direction, module
+docstrings and sizes, the appliance package's root, typed service statuses, no citations from outside."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,61 @@ def test_every_module_says_what_it_is_for(package: str) -> None:
         str(p.relative_to(ROOT)) for p in modules(package) if not ast.get_docstring(ast.parse(p.read_text()))
     ]
     assert missing == []
+
+
+MAX_LINES = 300  # a module a reader takes in at one sitting; tests may be longer (one test per scene)
+
+
+@pytest.mark.parametrize("package", [*PACKAGES, "image"])
+def test_no_module_is_over_300_lines(package: str) -> None:
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in sorted((ROOT / package).rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
+# The appliance package's root: the composition root and what every part shares. The field side, the
+# commands and the runtime's self-watch have their own packages (docs/architecture.md).
+APPLIANCE_ROOT = {
+    "__init__",
+    "__main__",
+    "runtime",
+    "service",
+    "lifecycle",
+    "child",
+    "records",
+    "tomlfile",
+    "world",
+}
+
+
+def test_the_appliance_root_holds_the_composition_root_and_what_all_share() -> None:
+    assert {p.stem for p in (ROOT / "appliance").glob("*.py")} == APPLIANCE_ROOT
+
+
+def test_every_service_status_model_is_typed_by_its_service_name() -> None:
+    """A status read back from JSON (a test, a client) gets each service's own model: every model of a kind
+    of service is registered under that kind."""
+    import appliance.status.document  # noqa: F401  (every section module)
+    from appliance.status.service import SERVICE_KINDS, ServiceStatus
+
+    def subclasses(cls: type[ServiceStatus]) -> set[type[ServiceStatus]]:
+        return {s for c in cls.__subclasses__() for s in {c, *subclasses(c)}}
+
+    assert subclasses(ServiceStatus) <= set(SERVICE_KINDS.values())
+
+
+def test_nothing_cites_documents_outside_the_repository() -> None:
+    """Code and docs cite docs/ (docs/architecture.md first), never planning files kept elsewhere."""
+    outside = ("DESIGN" + ".md", "CONTRACT" + ".md", "MISSION" + ".md")
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    citing = [
+        name
+        for name in tracked.split()
+        if (path := ROOT / name).suffix in {".py", ".md", ".toml", ".sh", ".txt", ".cfg", ""}
+        and path.is_file()
+        and any(doc in path.read_text(errors="replace") for doc in outside)
+    ]
+    assert citing == []

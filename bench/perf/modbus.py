@@ -22,7 +22,8 @@ from appliance.config.models import ModbusRtuDeviceSettings, ModbusTcpDeviceSett
 from appliance.field.poller import ModbusPoller
 from bench.harness.sim import sim_world
 from drivers.modbus.planner import MAX_REGISTERS_PER_READ, plan_reads
-from drivers.modbus.rtu import ModbusRtuClient, RtuBus, RtuBusSettings, request_frame, response_length
+from drivers.modbus.rtu import ModbusRtuClient, RtuBus, RtuBusSettings
+from drivers.modbus.rtu_frames import request_frame, response_length
 from drivers.modbus.tcp import ModbusTcpClient
 
 # A drive/PLC-like map: contiguous measurement blocks, status words, sparse setpoints, holes between.

@@ -3,8 +3,8 @@ every slave on the line in turn, writes first; it keeps the inter-frame silence 
 above 19200 baud), sizes each timeout from the frame lengths at the line's baud rate plus the slave's
 turnaround, and rests a slave that stops answering so it cannot stall the others.
 
-Frames are built and parsed with pymodbus's PDU classes and RTU CRC; the port I/O and its timing are
-ours, because they are what an RS-485 line needs and a general client does not give.
+Frames are built and parsed with pymodbus's PDU classes and RTU CRC (rtu_frames.py); the port I/O and its
+timing are ours, because they are what an RS-485 line needs and a general client does not give.
 """
 
 from __future__ import annotations
@@ -22,26 +22,15 @@ from typing import Any
 
 import serial
 from pymodbus.framer import FramerRTU
-from pymodbus.pdu import DecodePDU, ModbusPDU
-from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadDiscreteInputsRequest
-from pymodbus.pdu.register_message import ReadHoldingRegistersRequest, ReadInputRegistersRequest
 
 from drivers.backoff import Backoff
 from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import Block
-from drivers.modbus.registers import Table
+from drivers.modbus.rtu_frames import decode_answer, request_frame, response_length
 from drivers.serial.format import SerialFormat
 from drivers.worker import Worker
 
 log = logging.getLogger(__name__)
-
-_REQUESTS = {
-    Table.COIL: ReadCoilsRequest,
-    Table.DISCRETE_INPUT: ReadDiscreteInputsRequest,
-    Table.HOLDING: ReadHoldingRegistersRequest,
-    Table.INPUT: ReadInputRegistersRequest,
-}
-
 
 RTU_FORMAT = SerialFormat(19200)  # the usual RTU line, 19200 8N1
 
@@ -64,17 +53,6 @@ class RtuBusSettings:
 
     def wire_time_s(self, nbytes: int) -> float:
         return self.format.wire_time_s(nbytes)
-
-
-def response_length(block: Block) -> int:
-    """Bytes of the normal answer to a read of `block`: unit, function, byte count, data, CRC."""
-    data = (block.count + 7) // 8 if block.table.is_bits else 2 * block.count
-    return 3 + data + 2
-
-
-def request_frame(unit: int, block: Block) -> bytes:
-    pdu = _REQUESTS[block.table](address=block.address, count=block.count, dev_id=unit)
-    return bytes(FramerRTU(DecodePDU(False)).buildFrame(pdu))
 
 
 @dataclass
@@ -269,22 +247,6 @@ class RtuBus:
         self._port.timeout = self.settings.silence_s
         while chunk := self._port.read(4096):
             self.counts["garbage_bytes"] += len(chunk)
-
-
-def decode_answer(frame: bytes, block: Block) -> Sequence[int] | Sequence[bool]:
-    """The values of a checked answer frame, or ReadFailure for an exception or a malformed answer."""
-    pdu: ModbusPDU | None = DecodePDU(False).decode(frame[1:-2])
-    where = f"{block.table} {block.address}+{block.count}"
-    if pdu is None:
-        raise ReadFailure(FailureKind.BAD_RESPONSE, f"{where}: undecodable answer {frame.hex()}")
-    if pdu.isError():
-        raise ReadFailure(FailureKind.EXCEPTION, f"{where}: Modbus exception code {pdu.exception_code}")
-    values: Sequence[int] | Sequence[bool] = (
-        list(pdu.bits[: block.count]) if block.table.is_bits else list(pdu.registers)
-    )
-    if len(values) != block.count:
-        raise ReadFailure(FailureKind.BAD_RESPONSE, f"{where}: answered {len(values)} values")
-    return values
 
 
 class ModbusRtuClient:

@@ -27,7 +27,8 @@ import numpy as np
 from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import Block
 from drivers.modbus.registers import ByteOrder, DataType, DecodeError, Point, Table
-from drivers.modbus.rtu import RtuBus, RtuBusSettings, decode_answer, request_frame, response_length
+from drivers.modbus.rtu import RtuBus, RtuBusSettings
+from drivers.modbus.rtu_frames import decode_answer, request_frame, response_length
 from drivers.modbus.tcp import ModbusTcpClient
 from drivers.serial.format import SerialFormat
 from tests.conftest import free_port

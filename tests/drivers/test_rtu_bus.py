@@ -15,7 +15,8 @@ from pymodbus.framer import FramerRTU
 from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import Block
 from drivers.modbus.registers import Table
-from drivers.modbus.rtu import Priority, RtuBus, RtuBusSettings, request_frame, response_length
+from drivers.modbus.rtu import Priority, RtuBus, RtuBusSettings
+from drivers.modbus.rtu_frames import request_frame, response_length
 from drivers.serial.format import Parity, SerialFormat
 
 BLOCK = Block(Table.HOLDING, 0, 2, ())

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.appliance.test_fieldbus import post
+from tests.appliance.field.test_fieldbus import post
 from tests.conftest import free_port, start_appliance
 
 pytestmark = pytest.mark.slow

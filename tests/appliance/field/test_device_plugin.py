@@ -1,4 +1,4 @@
-"""A device type registered by a plugin module (tests/appliance/fake_counter.py) is validated in
+"""A device type registered by a plugin module (tests/appliance/field/fake_counter.py) is validated in
 [devices] like a built-in one, named among the known types, and built into a service by build_field."""
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ start = 7
 
 @pytest.fixture
 def plugin() -> Iterator[ModuleType]:
-    module = importlib.import_module("tests.appliance.fake_counter")
+    module = importlib.import_module("tests.appliance.field.fake_counter")
     yield module
     from appliance.config.devices import DEVICE_TYPES
 
     DEVICE_TYPES.unregister(module.KEY)
-    sys.modules.pop("tests.appliance.fake_counter", None)
+    sys.modules.pop("tests.appliance.field.fake_counter", None)
 
 
 def problems(text: str) -> list[str]:
