@@ -25,6 +25,18 @@ def bench_document() -> dict[str, Any]:
     return copy.deepcopy(_bench())
 
 
+def planned_backend(name: str, threads: int = 1) -> dict[str, Any]:
+    """A backend of the inference plan (the `hal` section)."""
+    return {
+        "backend": name,
+        "reason": "",
+        "delegate": None,
+        "delegate_options": {},
+        "runner": "litert",
+        "threads": threads,
+    }
+
+
 def bench_status() -> Status:
     return Status.model_validate(bench_document())
 

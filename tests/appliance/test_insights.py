@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from appliance import insights
 from appliance.config.qc import QcSettings
 from appliance.insights import HealthInsights
+from tests.statuses import planned_backend as backend
 from tests.statuses import status
 from tests.statuses import status as typed
 
@@ -30,18 +31,6 @@ class Health(HealthInsights):
 
 def service(**details: Any) -> dict[str, Any]:
     return {"running": True, "restarts": 0, "last_error": None, **details}
-
-
-def backend(name: str) -> dict[str, Any]:
-    """A backend of the inference plan (the `hal` section)."""
-    return {
-        "backend": name,
-        "reason": "",
-        "delegate": None,
-        "delegate_options": {},
-        "runner": "litert",
-        "threads": 1,
-    }
 
 
 def healthy(now: float) -> dict[str, Any]:

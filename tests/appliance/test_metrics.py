@@ -23,20 +23,10 @@ from bench.models.tflite_builder import image_classifier, write
 from drivers.camera.source import Frame, FrameSource
 from hal.report import detect
 from tests.statuses import BENCH, bench_status, status
+from tests.statuses import planned_backend as backend
 from tests.statuses import status as typed
 
 BOUNDS_MS = [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]
-
-
-def backend(name: str, threads: int) -> dict[str, Any]:
-    return {
-        "backend": name,
-        "reason": "",
-        "delegate": None,
-        "delegate_options": {},
-        "runner": "litert",
-        "threads": threads,
-    }
 
 
 def change(ident: str, kind: str, reason: str, ts: float, latency_ms: float) -> dict[str, Any]:
