@@ -170,15 +170,15 @@ class Store(Service):
 
     @property
     def evicted(self) -> dict[str, int]:
-        return self._commits.evicted if self._commits else {}
+        return self._commits.quota.evicted if self._commits else {}
 
     @property
     def used_bytes(self) -> int:
-        return self._commits.used_bytes if self._commits else 0
+        return self._commits.quota.used_bytes if self._commits else 0
 
     @property
     def bytes_written(self) -> int:
-        return self._commits.bytes_written if self._commits else 0
+        return self._commits.meter.total if self._commits else 0
 
     def status(self) -> StoreStatus:
         c = self._commits
