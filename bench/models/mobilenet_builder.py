@@ -34,7 +34,8 @@ import numpy as np
 import numpy.typing as npt
 from ai_edge_litert import schema_py_generated as schema
 
-from bench.models.tflite_builder import ChannelQuant, Quant, _Graph, _op_version, quantize, range_quant
+from bench.models.tflite_graph import Graph, op_version
+from bench.models.tflite_quant import ChannelQuant, Quant, quantize, range_quant
 
 MobileNetDType = Literal["float32", "int8"]
 """Element type of the model's input, output and activations."""
@@ -203,7 +204,7 @@ def _channel_scales(weights: FloatArray, axis: int) -> npt.NDArray[np.float32]:
 
 
 def _emit_conv(
-    graph: _Graph, conv: _Conv, x: int, hw: tuple[int, int], in_quant: Quant | None, out_quant: Quant | None
+    graph: Graph, conv: _Conv, x: int, hw: tuple[int, int], in_quant: Quant | None, out_quant: Quant | None
 ) -> int:
     """Adds ``conv`` (weights, zero bias, output ``[1, *hw, out]``) reading ``x``; returns its output."""
     dtype = "float32" if in_quant is None else "int8"
@@ -242,12 +243,12 @@ def _emit_conv(
             strideH=conv.stride,
             fusedActivationFunction=activation,
         )
-    graph.op(code, _op_version(code, dtype), [x, w, b], [y], options)
+    graph.op(code, op_version(code, dtype), [x, w, b], [y], options)
     return y
 
 
 def _emit_classifier(
-    graph: _Graph,
+    graph: Graph,
     fc_weights: FloatArray,
     x: int,
     in_quant: Quant | None,
@@ -268,17 +269,15 @@ def _emit_classifier(
         weights = quantize(fc_weights, w_quant, "int8")
     axes = graph.tensor("mean_axes", (2,), "int32", None, [1, 2])
     pooled = graph.tensor("pooled", (1, channels), dtype, pooled_quant)
-    graph.op(
-        op.MEAN, _op_version(op.MEAN, dtype), [x, axes], [pooled], schema.ReducerOptionsT(keepDims=False)
-    )
+    graph.op(op.MEAN, op_version(op.MEAN, dtype), [x, axes], [pooled], schema.ReducerOptionsT(keepDims=False))
     w = graph.tensor("classifier/weights", (classes, channels), dtype, w_quant, weights)
     b_dtype = "float32" if in_quant is None else "int32"
     b = graph.tensor("classifier/bias", (classes,), b_dtype, b_quant, np.zeros(classes))
     logits = graph.tensor("logits", (1, classes), dtype, logits_quant)
-    fc_version = _op_version(op.FULLY_CONNECTED, dtype)
+    fc_version = op_version(op.FULLY_CONNECTED, dtype)
     graph.op(op.FULLY_CONNECTED, fc_version, [pooled, w, b], [logits], schema.FullyConnectedOptionsT())
     y = graph.tensor("output", (1, classes), dtype, out_quant)
-    graph.op(op.SOFTMAX, _op_version(op.SOFTMAX, dtype), [logits], [y], schema.SoftmaxOptionsT(beta=1.0))
+    graph.op(op.SOFTMAX, op_version(op.SOFTMAX, dtype), [logits], [y], schema.SoftmaxOptionsT(beta=1.0))
     return y
 
 
@@ -297,7 +296,7 @@ def mobilenet_v2_like(
         raise ValueError(f"size, classes and alpha must be positive: {size}, {classes}, {alpha}")
     net, ranges = _normalize(_network(classes, alpha, seed), size, seed)
     quantized = dtype == "int8"
-    graph = _Graph()
+    graph = Graph()
     in_quant = range_quant(*INPUT_RANGE, "int8") if quantized else None
     model_input = x = graph.tensor("input", (1, size, size, 3), dtype, in_quant)
     height = width = size
@@ -312,7 +311,7 @@ def mobilenet_v2_like(
             add_quant = _activation_quant(*ranges[name]) if quantized else None
             y = graph.tensor(name, (1, height, width, channels), dtype, add_quant)
             add = schema.BuiltinOperator.ADD
-            graph.op(add, _op_version(add, dtype), [block_input, x], [y], schema.AddOptionsT())
+            graph.op(add, op_version(add, dtype), [block_input, x], [y], schema.AddOptionsT())
             x, in_quant = y, add_quant
     output = _emit_classifier(graph, net.fc_weights, x, in_quant, ranges)
     description = f"MobileNetV2-like {size}x{size}x3, alpha {alpha}, {classes} classes, seed {seed} ({dtype})"
