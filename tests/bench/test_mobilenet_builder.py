@@ -12,7 +12,8 @@ import pytest
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from bench.models.mobilenet_builder import MobileNetDType, make_divisible, mobilenet_v2_like
+from bench.models.mobilenet_builder import MobileNetDType, mobilenet_v2_like
+from bench.models.mobilenet_network import make_divisible
 from bench.models.tflite_graph import op_version
 
 MOBILENET_V2_PARAMS = 3_504_872  # Keras MobileNetV2(alpha=1.0, classes=1000) trainable parameters
