@@ -1,6 +1,7 @@
 """The writer thread's work: a batch of records into the journal (critical ones into the database at
 once), a flush of what the journal holds into the database, ops in a transaction; with the quota
-checked after each write of records to the database, and counts of it all."""
+checked after each write of records to the database (quota.Watch), the bytes written measured
+(wear.Meter), and counts of it all."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import sqlite_utils
 
 from appliance.config.models import StoreSettings
 from appliance.records import Event, Reading
-from appliance.store import aside, outbox, quota
+from appliance.store import aside, outbox, quota, wear
 from appliance.store.intake import Intake, Taken
 from appliance.store.spool import Spool
 from appliance.store.tables import Tables
@@ -29,17 +30,6 @@ T = TypeVar("T")
 FLUSH_RECORDS = 50_000  # held past this many, they are flushed at once: a bound on memory and the journal
 MAX_HELD = 500_000  # and when flushes fail (a full disk), past this many new records are dropped
 RETRY_S = 1.0
-
-
-def _written_bytes() -> int:
-    """Bytes this thread sent towards the disk: page-cache pages it dirtied (the kernel's write_bytes),
-    less those it truncated before they were written back (the journal's)."""
-    try:
-        with open("/proc/thread-self/io") as io:
-            fields = dict(line.split(":") for line in io)
-        return int(fields["write_bytes"]) - int(fields["cancelled_write_bytes"])
-    except (OSError, KeyError, ValueError):
-        return 0
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -67,15 +57,17 @@ class Commits:
         self.rows = self.events = self.count = self.flushes = 0
         self.errors = self.journal_errors = self.dropped = 0
         self.last_ms = 0.0
-        self.bytes_written = self._written_seen = 0
-        self.evicted: dict[str, int] = {}  # "stream.class.delivered|thinned" -> records
-        self.over_quota = False
-        self.used_bytes = quota.used_bytes(self.conn)
+        self.meter = wear.Meter()
+        self.quota = quota.Watch(self.conn, settings.quota_mb, self.meter.account)
         self._error_logged = -10.0
 
     @property
     def held_count(self) -> int:
         return len(self.held)
+
+    @property
+    def over_quota(self) -> bool:
+        return self.quota.over_quota
 
     def recover(self, folder: Path) -> None:
         """Put into the database what a killed process left in the journal and drop the batches whose
@@ -101,7 +93,7 @@ class Commits:
 
     def begin(self) -> None:
         """On the writer's thread, before its first commit."""
-        self._written_seen = _written_bytes()
+        self.meter.begin()
 
     def until_flush(self) -> float | None:
         """Seconds to the next flush; None while nothing waits for one."""
@@ -249,7 +241,7 @@ class Commits:
         self.last_ms = (time.perf_counter() - began) * 1000
         if len(self.held) >= FLUSH_RECORDS:
             self._flush_at = 0.0
-        self._account()
+        self.meter.account()
 
     def _insert(self, taken: Taken, applied: int | None) -> int:
         return self.tables.insert(taken.readings, taken.events, taken.evidence, applied)
@@ -265,7 +257,7 @@ class Commits:
             self.tables.reload()  # ids handed out in the rolled-back transaction are free again
             raise
         finally:
-            self._account()
+            self.meter.account()
         self.count += 1
         self.last_ms = (time.perf_counter() - began) * 1000
         return result
@@ -273,40 +265,9 @@ class Commits:
     def _tell(self, critical: bool) -> None:
         for listener in self.listeners:
             listener(critical)
-        self._check_quota()
-
-    def _account(self) -> None:
-        now = _written_bytes()
-        self.bytes_written += now - self._written_seen
-        self._written_seen = now
+        self.quota.check()
 
     def _log_error(self, message: str, *args: object) -> None:
         if time.monotonic() - self._error_logged >= 10.0:  # a failing disk is a line now and then
             self._error_logged = time.monotonic()
             log.error(message, *args)
-
-    def _check_quota(self) -> None:
-        conn = self.conn
-        self.used_bytes = quota.used_bytes(conn)
-        if self.used_bytes <= self.settings.quota_mb * 1e6:
-            self.over_quota = False
-            return
-        try:
-            done = quota.enforce(conn, int(self.settings.quota_mb * 1e6))
-        except sqlite3.Error as exc:
-            log.error("store: eviction failed: %s", exc)
-            return
-        finally:
-            self._account()
-        for how, counts in (("delivered", done.delivered), ("thinned", done.thinned)):
-            for (stream, prio), n in counts.items():
-                key = f"{stream}.{prio.label}.{how}"
-                self.evicted[key] = self.evicted.get(key, 0) + n
-        if done.total:
-            log.warning("store over its quota: evicted %d records (%s)", done.total, self.evicted)
-        if done.over_quota and not self.over_quota:
-            log.error(
-                "store still over its %.0f MB quota: only critical records are left", self.settings.quota_mb
-            )
-        self.over_quota = done.over_quota
-        self.used_bytes = quota.used_bytes(conn)

@@ -9,12 +9,15 @@ Critical records are never evicted. The newest record of a stream is never delet
 handed out twice (ids name records upstream), and thinning keeps a class's newest record. Readings go by
 whole chunks when delivered, and are thinned within a chunk (chunks.thin); a chunk down to one reading
 is thinned with its neighbours, every other one of them going.
+
+The writer checks the quota after each write of records to the database (Watch).
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from appliance.records import Priority
@@ -79,6 +82,42 @@ def enforce(conn: sqlite3.Connection, quota_bytes: int) -> Eviction:
                     bucket[(stream, prio)] = bucket.get((stream, prio), 0) + removed
     done.over_quota = used_bytes(conn) > quota_bytes
     return done
+
+
+class Watch:
+    """The writer's side of the quota: the file's size after each write of records to the database, an
+    eviction when it is over, and what evictions removed."""
+
+    def __init__(self, conn: sqlite3.Connection, quota_mb: float, account: Callable[[], None]) -> None:
+        self.conn, self.quota_mb = conn, quota_mb
+        self._account = account  # told after an eviction: what it wrote counts as the writer's
+        self.evicted: dict[str, int] = {}  # "stream.class.delivered|thinned" -> records
+        self.over_quota = False
+        self.used_bytes = used_bytes(conn)
+
+    def check(self) -> None:
+        conn = self.conn
+        self.used_bytes = used_bytes(conn)
+        if self.used_bytes <= self.quota_mb * 1e6:
+            self.over_quota = False
+            return
+        try:
+            done = enforce(conn, int(self.quota_mb * 1e6))
+        except sqlite3.Error as exc:
+            log.error("store: eviction failed: %s", exc)
+            return
+        finally:
+            self._account()
+        for how, counts in (("delivered", done.delivered), ("thinned", done.thinned)):
+            for (stream, prio), n in counts.items():
+                key = f"{stream}.{prio.label}.{how}"
+                self.evicted[key] = self.evicted.get(key, 0) + n
+        if done.total:
+            log.warning("store over its quota: evicted %d records (%s)", done.total, self.evicted)
+        if done.over_quota and not self.over_quota:
+            log.error("store still over its %.0f MB quota: only critical records are left", self.quota_mb)
+        self.over_quota = done.over_quota
+        self.used_bytes = used_bytes(conn)
 
 
 def _table(stream: str) -> str:

@@ -10,7 +10,8 @@ never read through it. `INSERT INTO readings` still works too (a row in reading_
 
 from __future__ import annotations
 
-from appliance.store.chunks import DECIMAL, FLOAT32, FLOAT64, INTEGER, NO_VALUE, SCALED, TEXT
+from appliance.store.chunks import NO_VALUE
+from appliance.store.packing import DECIMAL, FLOAT32, FLOAT64, INTEGER, SCALED, TEXT
 
 BYTES = "(SELECT b FROM store_bytes)"  # the 256 bytes 00 to FF: a byte is its position there
 AT = "s.key"  # the reading's position in its chunk

@@ -15,15 +15,12 @@ What a record's class promises (docs/sync.md, "Guarantees"):
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,27 +33,19 @@ from appliance.status.store import StoreStatus
 from appliance.store import aside, queries
 from appliance.store.classes import Classifier
 from appliance.store.commits import Commits
+from appliance.store.inbox import Inbox, Op
 from appliance.store.intake import Intake
 from appliance.store.migrations import schema_version
 from appliance.store.spool import Spool
 from appliance.store.tables import Tables, connect, newest_event
 
-__all__ = ["MAX_PENDING_RECORDS", "Op", "Store", "connect"]
+__all__ = ["MAX_PENDING_RECORDS", "Store", "connect"]
 
 log = logging.getLogger(__name__)
 
 # Records queued and not yet committed, at most (some 75 MB): past it new records are dropped and counted, so
 # a stalled disk cannot take the memory and the poller never blocks.
 MAX_PENDING_RECORDS = 500_000
-
-
-@dataclass(frozen=True, slots=True)
-class Op:
-    """Work for the writer's thread, in a transaction, in its place in the queue (call())."""
-
-    fn: Callable[[sqlite3.Connection], Any]
-    future: Future[Any]
-    flush: bool  # first put what the journal holds into the database
 
 
 def _tell(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
@@ -84,14 +73,7 @@ class Store(Service):
         self.settings = settings
         self.path = data_dir / settings.path
         self.classes = Classifier(settings.classes)
-        # The writer takes everything queued at once: one wake-up per commit, not one per write, so a busy
-        # event loop and the writer do not hand the GIL back and forth for every poll.
-        self._pending: collections.deque[Sequence[Reading | Event] | Op | None] = collections.deque()
-        self._arrived = threading.Event()  # something is queued
-        self._wake = threading.Event()  # commit now: a critical record, a full batch, an op, the stop
-        self._gathered = 0  # records queued since the writer last woke
-        self._records_in = self._records_out = 0
-        self._count_lock = threading.Lock()
+        self._inbox = Inbox(MAX_PENDING_RECORDS, settings.batch_max)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()  # a flush that fails now is not retried: the stop has a deadline
         self._ended: Callable[[], object] = lambda: None  # told on the writer's thread as it ends
@@ -99,8 +81,6 @@ class Store(Service):
         self._commits: Commits | None = None
         # told after each commit to the database, on the writer's thread, whether it held a critical record
         self.listeners: list[Callable[[bool], None]] = []
-        self.dropped = 0
-        self._drop_logged = -10.0
         self.schema: int | None = None
 
     async def open(self) -> None:
@@ -131,7 +111,7 @@ class Store(Service):
             ended: asyncio.Future[None] = loop.create_future()
             self._ended = lambda: _tell(loop, ended)
             self._stopping.set()
-            self._enqueue(None, urgent=True)  # after everything already queued
+            self._inbox.put(None, urgent=True)  # after everything already queued
             if self._thread.is_alive():
                 await ended  # no worker thread waits on the writer: a stop past its deadline leaves it
             self._thread = None
@@ -144,26 +124,7 @@ class Store(Service):
     def write(self, records: Sequence[Reading | Event]) -> None:
         """Queue readings and events for the next commit; never blocks."""
         if records:
-            self._enqueue(records, self.classes.urgent(records))
-
-    def _enqueue(self, item: Sequence[Reading | Event] | Op | None, urgent: bool) -> None:
-        records = 0 if item is None or isinstance(item, Op) else len(item)
-        if records and self.pending + records > MAX_PENDING_RECORDS:
-            self.dropped += records
-            if time.monotonic() - self._drop_logged >= 10.0:  # a flood of drops is one line, not thousands
-                self._drop_logged = time.monotonic()
-                log.warning("store queue full: %d records dropped so far", self.dropped)
-            return
-        with self._count_lock:  # producers are the event loop and worker threads
-            self._records_in += records
-        self._pending.append(item)
-        self._gathered += records  # approximate (the writer resets it): only decides when to wake
-        # Set only what is not set yet (Event.set takes a lock and notifies even then). Safe: the writer
-        # clears a flag before it takes what is queued, so an item seen with its flag still set is taken.
-        if (urgent or self._gathered >= self.settings.batch_max) and not self._wake.is_set():
-            self._wake.set()  # a full batch need not wait either
-        if not self._arrived.is_set():
-            self._arrived.set()
+            self._inbox.put(records, self.classes.urgent(records))
 
     def call(
         self, fn: Callable[[sqlite3.Connection], Any], *, flush: bool = True, urgent: bool = True
@@ -174,7 +135,7 @@ class Store(Service):
         queued together share a transaction (each in a savepoint); one not `urgent` waits up to
         commit_interval_ms for company (the outbox's removal of an acknowledged batch)."""
         future: Future[Any] = Future()
-        self._enqueue(Op(fn, future, flush), urgent=urgent)
+        self._inbox.put(Op(fn, future, flush), urgent=urgent)
         return future
 
     def reader(self) -> sqlite3.Connection:
@@ -184,7 +145,12 @@ class Store(Service):
     @property
     def pending(self) -> int:
         """Records queued and not yet committed."""
-        return self._records_in - self._records_out
+        return self._inbox.pending
+
+    @property
+    def dropped(self) -> int:
+        """Records not queued: the queue was full."""
+        return self._inbox.dropped
 
     @property
     def rows_committed(self) -> int:
@@ -204,15 +170,15 @@ class Store(Service):
 
     @property
     def evicted(self) -> dict[str, int]:
-        return self._commits.evicted if self._commits else {}
+        return self._commits.quota.evicted if self._commits else {}
 
     @property
     def used_bytes(self) -> int:
-        return self._commits.used_bytes if self._commits else 0
+        return self._commits.quota.used_bytes if self._commits else 0
 
     @property
     def bytes_written(self) -> int:
-        return self._commits.bytes_written if self._commits else 0
+        return self._commits.meter.total if self._commits else 0
 
     def status(self) -> StoreStatus:
         c = self._commits
@@ -261,61 +227,7 @@ class Store(Service):
 
     def _write_loop(self) -> None:
         try:
-            self._write_until_stopped()
+            assert self._commits is not None
+            self._inbox.serve(self._commits, self.settings.commit_interval_ms / 1000, self._stopping)
         finally:
             self._ended()
-
-    def _write_until_stopped(self) -> None:
-        commits = self._commits
-        assert commits is not None
-        commits.begin()
-        interval = self.settings.commit_interval_ms / 1000
-        while True:
-            self._arrived.wait(commits.until_flush())
-            self._arrived.clear()
-            stop = False
-            if self._pending:
-                if not self._wake.is_set():  # let a batch's worth gather, unless something cannot wait
-                    self._wake.wait(interval)
-                self._wake.clear()
-                self._gathered = 0
-                stop = self._drain(commits)
-            if stop or commits.until_flush() == 0.0:
-                commits.flush(final=stop, stopping=self._stopping.is_set())
-            if stop:
-                break
-        while self._pending:  # ops queued behind the stop are refused, not left hanging
-            if isinstance(left := self._pending.popleft(), Op):
-                left.future.set_exception(RuntimeError("store stopped"))
-
-    def _drain(self, commits: Commits) -> bool:
-        """Commit everything queued, in batches of at most batch_max; ops after the records queued before
-        them, those without a flush together at the end; True at the stop."""
-        batch: list[Reading | Event] = []
-        ops: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]] = []
-        while self._pending:
-            item = self._pending.popleft()
-            if item is None or isinstance(item, Op):
-                if batch:
-                    commits.commit(batch)
-                    batch = []
-                if item is None:
-                    commits.run(ops)
-                    return True
-                if item.flush:
-                    commits.run(ops)
-                    ops = []
-                    commits.flush(final=False, stopping=self._stopping.is_set())
-                    commits.run([(item.fn, item.future)])
-                else:
-                    ops.append((item.fn, item.future))
-                continue
-            batch.extend(item)
-            self._records_out += len(item)  # only this thread counts out
-            if len(batch) >= self.settings.batch_max:
-                commits.commit(batch)
-                batch = []
-        if batch:
-            commits.commit(batch)
-        commits.run(ops)
-        return False

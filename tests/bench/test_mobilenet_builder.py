@@ -12,8 +12,9 @@ import pytest
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from bench.models import tflite_builder as tb
-from bench.models.mobilenet_builder import MobileNetDType, make_divisible, mobilenet_v2_like
+from bench.models.mobilenet_builder import MobileNetDType, mobilenet_v2_like
+from bench.models.mobilenet_network import make_divisible
+from bench.models.tflite_graph import op_version
 
 MOBILENET_V2_PARAMS = 3_504_872  # Keras MobileNetV2(alpha=1.0, classes=1000) trainable parameters
 OPS = schema.BuiltinOperator
@@ -242,8 +243,8 @@ def test_rejects_bad_arguments(build: Any) -> None:
 
 
 def test_builder_helpers_unchanged() -> None:
-    """The generic additions to tflite_builder keep the existing op versions."""
-    assert tb._op_version(OPS.FULLY_CONNECTED, "int8") == 4
-    assert tb._op_version(OPS.MEAN, "int8") == 2
-    assert tb._op_version(OPS.CONV_2D, "int8") == 3
-    assert tb._op_version(OPS.CONV_2D, "float32") == 1
+    """The generic additions to tflite_graph keep the existing op versions."""
+    assert op_version(OPS.FULLY_CONNECTED, "int8") == 4
+    assert op_version(OPS.MEAN, "int8") == 2
+    assert op_version(OPS.CONV_2D, "int8") == 3
+    assert op_version(OPS.CONV_2D, "float32") == 1

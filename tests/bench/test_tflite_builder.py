@@ -12,6 +12,7 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from bench.models import tflite_builder as tb
+from bench.models.tflite_graph import SIGNATURE_KEY
 
 DTYPES: list[tb.DType] = ["float32", "int8", "uint8"]
 NUMPY_DTYPES = {"float32": np.float32, "int8": np.int8, "uint8": np.uint8}
@@ -235,7 +236,7 @@ def test_write_and_load_from_path(tmp_path: Path) -> None:
     assert path.read_bytes() == data
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
-    runner = interpreter.get_signature_runner(tb.SIGNATURE_KEY)
+    runner = interpreter.get_signature_runner(SIGNATURE_KEY)
     image = np.zeros((1, 4, 4, 3), dtype=np.uint8)
     image[..., 2] = 255
     probs = runner(input=image)["output"]
