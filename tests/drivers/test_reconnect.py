@@ -8,21 +8,14 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from drivers.backoff import Backoff
 from drivers.reconnect import LinkState, Reconnector
 from drivers.worker import Worker
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.01)
+from tests.drivers.serial.test_line import wait_for
 
 
 class Dropper:
