@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.ops.secrets import create_secret, read_secret
+
 TAG_BYTES = 16
 MAX_DATAGRAM = 4096  # a request to the supervisor
 MAX_REPLY = 16384  # the supervisor's status, with its latest changes
@@ -65,22 +67,19 @@ class Message:
 
 
 def load_or_create_secret(path: Path) -> bytes:
-    """The shared secret, made on first use with mode 0600; a file others may read is refused."""
-    if path.exists():
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise PermissionError(f"{path}: mode {mode:o} lets others read the safety secret; chmod 600 it")
-        data = path.read_bytes()
-        if len(data) != SECRET_BYTES:
-            raise ValueError(f"{path}: {len(data)} bytes, a safety secret has {SECRET_BYTES}")
-        return data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = secrets.token_bytes(SECRET_BYTES)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """The shared secret, made on first use with mode 0600; a file that is not the service user's alone is
+    refused (appliance/ops/secrets.py)."""
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+        data = read_secret(path, "the safety key")
+    except FileNotFoundError:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data = secrets.token_bytes(SECRET_BYTES)
+        try:
+            create_secret(path, data)
+        except FileExistsError:  # the other process made it first (or a link is there: refused below)
+            data = read_secret(path, "the safety key")
+    if len(data) != SECRET_BYTES:
+        raise ValueError(f"{path}: {len(data)} bytes, a safety secret has {SECRET_BYTES}")
     return data
 
 

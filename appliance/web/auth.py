@@ -1,4 +1,5 @@
-"""The admin credential: made on first start, shown once, kept only as an scrypt hash (mode 0600).
+"""The admin credential: made on first start, shown once, kept only as an scrypt hash (mode 0600, the service
+user's: appliance/ops/secrets.py).
 Requests prove it with `Authorization: Bearer CREDENTIAL` (or Basic `admin:CREDENTIAL`), or by a login
 session (appliance/web/access.py). Failed attempts are counted per client address."""
 
@@ -14,6 +15,8 @@ import time
 from collections import deque
 from pathlib import Path
 from typing import Any
+
+from appliance.ops.secrets import create_secret, read_secret
 
 CREDENTIAL_FILE = "admin-credential.json"
 USER = "admin"
@@ -49,17 +52,12 @@ class AdminCredential:
     def load_or_create(cls, data_dir: Path) -> tuple[AdminCredential, str | None]:
         """The credential, and its plain text if it was made now (to be shown once)."""
         path = data_dir / CREDENTIAL_FILE
-        if path.exists():
-            mode = path.stat().st_mode & 0o777
-            if mode & 0o077:
-                raise PermissionError(f"{path}: mode {mode:o} lets others read it; chmod 600 it")
-            stored = json.loads(path.read_text())
+        if os.path.lexists(path):  # a link is refused by the reader, never followed
+            stored = json.loads(read_secret(path, "the admin credential"))
             return cls(bytes.fromhex(stored["salt"]), bytes.fromhex(stored["scrypt"])), None
         plain, record = new_credential()
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_secret(path, json.dumps(record).encode())
         return cls(bytes.fromhex(record["salt"]), bytes.fromhex(record["scrypt"])), plain
 
     def verify(self, plain: str) -> bool:

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from appliance.config.models import HttpSettings, split_host_port
+from appliance.ops.secrets import check_secret
 from appliance.web.access import is_loopback_host
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,8 @@ def page_certificate(
     http: HttpSettings, listen_host: str, device: str, config_dir: Path, data_dir: Path
 ) -> tuple[Path, Path, str] | None:
     """(certificate, key, its SHA-256 fingerprint), or None for plain HTTP (with a warning unless the page
-    listens on loopback only). FileNotFoundError names a configured file that is not there."""
+    listens on loopback only). FileNotFoundError names a configured file that is not there; SecretFileError
+    a key that is not the service user's alone (appliance/ops/secrets.py)."""
     if http.tls == "off":
         if not is_loopback_host(listen_host):
             log.warning(
@@ -33,7 +35,7 @@ def page_certificate(
             log.info("made a self-signed HTTPS certificate in %s", cert.parent)
     else:
         cert, key = (config_dir / name for name in (http.tls.cert, http.tls.key))
-        for path in (cert, key):
-            if not path.is_file():
-                raise FileNotFoundError(f"http.tls: {path} does not exist")
+        if not cert.is_file():
+            raise FileNotFoundError(f"http.tls: {cert} does not exist")
+    check_secret(key, "the status page's TLS key")  # read by name by the server: checked here
     return cert, key, fingerprint(cert)

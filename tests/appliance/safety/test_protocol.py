@@ -34,7 +34,7 @@ def test_the_secret_is_private_and_kept(tmp_path: Path) -> None:
     assert len(secret) == 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_or_create_secret(path) == secret
     os.chmod(path, 0o644)
-    with pytest.raises(PermissionError, match="lets others read"):
+    with pytest.raises(PermissionError, match="has mode 644: its group or others may read it"):
         load_or_create_secret(path)
 
 
