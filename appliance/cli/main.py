@@ -169,8 +169,29 @@ def safety(args: argparse.Namespace) -> int:
     except (ConfigError, SettingsError) as exc:
         print("\n".join(exc.lines), file=sys.stderr)
         return 2
+    if code := _private_data_dir(args.data_dir, "appliance safety"):
+        return code
     _log_to_stderr(args.log_level)
     return run_supervisor(settings, args.data_dir)
+
+
+def _private_data_dir(data_dir: Path, command: str, create: bool = True) -> int:
+    """Make what this process writes private and the data directory its user's alone (0 if so), before
+    anything starts: 2 if it is another user's, 1 if it cannot be made."""
+    from appliance.ops.datadir import DataDirError, private_data_dir, private_files
+
+    private_files()
+    try:
+        changed = private_data_dir(data_dir, create)
+    except DataDirError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{command}: cannot start: the data directory {data_dir}: {exc}", file=sys.stderr)
+        return 1
+    if changed:
+        print(f"{command}: {changed}", file=sys.stderr)
+    return 0
 
 
 def _log_to_stderr(level: str) -> None:
@@ -203,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--http: {exc}", file=sys.stderr)
         return 2
+    if code := _private_data_dir(args.data_dir, "appliance", create=False):  # the store makes it
+        return code
     _log_to_stderr(args.log_level)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we log failures ourselves, once
     runtime = Runtime(config, args.config.resolve(), args.data_dir, args.http)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import queue
 import threading
 import time
@@ -84,7 +85,10 @@ class EvidenceStore:
             if not ok:
                 raise OSError(f"{path.name}: JPEG encoding failed")
             partial = path.with_name(f".{path.name}.part")  # whole files only: sync reads them any time
-            partial.write_bytes(data.tobytes())
+            # the frames show the line and its people: private whatever the umask, never through a link
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data.tobytes())
             partial.replace(path)
             self._files.append((path, len(data)))
             self.bytes += len(data)

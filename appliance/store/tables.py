@@ -3,7 +3,9 @@ commit (channels, reading ids, chunks, events, evidence rows)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import urllib.parse
 from pathlib import Path
 
@@ -29,8 +31,21 @@ def uri(path: Path, mode: str = "rwc") -> str:
     return f"file:{urllib.parse.quote(str(path))}?mode={mode}&vfs=unix-excl"
 
 
+def private(path: Path) -> None:
+    """The database and its -wal and -shm files the user's alone: a new one is made so by the runtime's
+    umask (SQLite gives the -wal and -shm the database's mode), one an older release left open is closed."""
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            seen = name.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(seen.st_mode) and seen.st_uid == os.geteuid() and stat.S_IMODE(seen.st_mode) & 0o077:
+            os.chmod(name, 0o600)
+
+
 def connect(path: Path, page_size: int = 1024, checkpoint_kb: int = 4096) -> sqlite_utils.Database:
     """An autocommit connection with the store's pragmas, schema migrated."""
+    private(path)
     conn = sqlite3.connect(uri(path), uri=True, isolation_level=None, check_same_thread=False)
     db = sqlite_utils.Database(conn)
     try:

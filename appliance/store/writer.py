@@ -27,6 +27,7 @@ from typing import Any
 import sqlite_utils
 
 from appliance.config.models import StoreSettings
+from appliance.ops.datadir import private_data_dir
 from appliance.records import Event, Reading
 from appliance.service import Service
 from appliance.status.store import StoreStatus
@@ -71,6 +72,7 @@ class Store(Service):
     def __init__(self, settings: StoreSettings, data_dir: Path) -> None:
         super().__init__()
         self.settings = settings
+        self.data_dir = data_dir
         self.path = data_dir / settings.path
         self.classes = Classifier(settings.classes)
         self._inbox = Inbox(MAX_PENDING_RECORDS, settings.batch_max)
@@ -84,6 +86,7 @@ class Store(Service):
         self.schema: int | None = None
 
     async def open(self) -> None:
+        private_data_dir(self.data_dir)  # made 0700 now that the config was taken; refused if not ours
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._stopping.clear()
         self._commits = await asyncio.to_thread(self._open)
