@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import ipaddress
+import urllib.parse
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -14,6 +17,43 @@ if TYPE_CHECKING:
 
 ClassName = Literal["critical", "important", "normal", "background"]
 TierName = Literal["minimal", "conservative", "normal", "unmetered"]
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host on this box: localhost, 127.0.0.0/8, ::1 (brackets allowed). A name that only
+    resolves to loopback is not: what it resolves to can change."""
+    host = host.removeprefix("[").removesuffix("]")
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def pin_digest(pin: str) -> bytes:
+    """The 32 bytes of a `pin_sha256` entry: base64, or hex with or without colons (as openssl prints)."""
+    text = pin.strip()
+    hexed = text.replace(":", "")
+    if len(hexed) == 64:
+        try:
+            return bytes.fromhex(hexed)
+        except ValueError:
+            pass
+    try:
+        digest = base64.b64decode(text, validate=True)
+    except ValueError:
+        digest = b""
+    if len(digest) != 32:
+        raise ValueError(
+            f"pin_sha256 entry {pin!r}: expected a SHA-256 in base64 (44 characters) or hex (64 digits)"
+        )
+    return digest
+
+
+def _check_pin(pin: str) -> str:
+    pin_digest(pin)
+    return pin
 
 
 def _check_host_port(value: str) -> str:
@@ -41,18 +81,27 @@ class ClassSettings(Settings):
 
 class TlsSettings(Settings):
     """TLS to the upstream: the CA that signed its certificate and, for mutual TLS, our certificate and key
-    (files on the data partition; the key never lives in the config file)."""
+    (files on the data partition; the key never lives in the config file, and is read as a secret file)."""
 
     ca: Annotated[str, Field(min_length=1)] | None = None  # None: the system's CAs
     cert: Annotated[str, Field(min_length=1)] | None = None
     key: Annotated[str, Field(min_length=1)] | None = None
-    server_name: str | None = None  # checked against the certificate; default: the host we connect to
+    # the name the certificate must hold, and sent as SNI; default: the host connected to
+    server_name: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[^\s/:@]+$")] | None = None
+    # SHA-256 of the upstream certificate's public key (SubjectPublicKeyInfo) or of the whole certificate:
+    # with any, the certificate must also match one of them, checked before anything is sent
+    pin_sha256: Annotated[list[Annotated[str, AfterValidator(_check_pin)]], Field(max_length=16)] = []
 
     @model_validator(mode="after")
     def _cert_with_key(self) -> TlsSettings:
         if (self.cert is None) != (self.key is None):
             raise ValueError("cert and key go together (mutual TLS needs both)")
         return self
+
+
+_INSECURE_WITH_TLS = (
+    "insecure = true allows an upstream without TLS; it turns no certificate check off: with TLS, drop it"
+)
 
 
 class MqttUpstream(Settings):
@@ -66,6 +115,20 @@ class MqttUpstream(Settings):
     username: str | None = None
     password_file: str | None = None  # a file holding the password (secrets never live in this file)
     tls: TlsSettings | None = None
+    insecure: bool = False  # send in clear to a broker that is not on this box, on purpose
+
+    @model_validator(mode="after")
+    def _tls_unless_said(self) -> MqttUpstream:
+        host = self.broker.rpartition(":")[0]
+        if self.tls is None and not self.insecure and not is_loopback(host):
+            raise ValueError(
+                f"MQTT to {self.broker} without a tls table would send records and credentials in clear: "
+                "add tls = {} (the system's CAs) or tls = { ca = ... }, or insecure = true to do so on "
+                "purpose"
+            )
+        if self.tls is not None and self.insecure:
+            raise ValueError(_INSECURE_WITH_TLS)
+        return self
 
 
 class HttpsUpstream(Settings):
@@ -75,6 +138,22 @@ class HttpsUpstream(Settings):
     url: Annotated[str, Field(pattern=r"^https?://[^/\s]+(/\S*)?$")]
     tls: TlsSettings | None = None
     token_file: str | None = None  # a file holding a bearer token, sent as `Authorization: Bearer ...`
+    insecure: bool = False  # an http:// url to a host that is not this box, on purpose
+
+    @model_validator(mode="after")
+    def _tls_unless_said(self) -> HttpsUpstream:
+        url = urllib.parse.urlsplit(self.url)
+        if url.scheme == "http":
+            if self.tls is not None:
+                raise ValueError(f"a tls table needs an https:// url, not {self.url}")
+            if not self.insecure and not is_loopback(url.hostname or ""):
+                raise ValueError(
+                    f"{self.url} would send records and the token in clear: use https://, or insecure = true "
+                    "to do so on purpose"
+                )
+        elif self.insecure:
+            raise ValueError(_INSECURE_WITH_TLS)
+        return self
 
 
 # The ways upstream, by `type`: the config class and the transport that class configures, imported when

@@ -53,6 +53,7 @@ from appliance.insights.rules_plant import (
     store_troubled,
     sync_behind,
     sync_offline,
+    sync_plain,
 )
 
 __all__ = [
@@ -93,4 +94,5 @@ __all__ = [
     "store_troubled",
     "sync_behind",
     "sync_offline",
+    "sync_plain",
 ]

@@ -94,6 +94,12 @@ KINDS: Mapping[str, Kind] = {
         Topic.SYNC,
         "Check the network and the upstream's address and credentials; records wait meanwhile.",
     ),
+    "sync-plain": Kind(
+        _W,
+        Topic.SYNC,
+        "Nothing to do for an upstream on this box; else give [sync.upstream] a tls table (for HTTPS an "
+        "https:// url) and drop insecure = true.",
+    ),
     "sync-oldest": Kind(
         _W, Topic.SYNC, "Check the upstream's acknowledgements (upstream.last_error) and the link's goodput."
     ),

@@ -42,6 +42,19 @@ def sync_offline(check: Check) -> Iterator[Insight]:
         yield check.say("sync-offline", "", message, began=since)
 
 
+def sync_plain(check: Check) -> Iterator[Insight]:
+    """An upstream reached without TLS: on this box (info: nothing crosses a network) or, marked
+    `insecure = true`, across one (warning)."""
+    if not isinstance(sync := check.status.sync, SyncStatus) or (upstream := sync.upstream) is None:
+        return
+    if upstream.secure:
+        return
+    where = "on this box" if upstream.loopback else "across the network (insecure = true)"
+    said = f"The upstream ({upstream.kind}) is reached without TLS, {where}"
+    message = f"{said}: records and credentials go in clear."
+    yield check.say("sync-plain", "", message, severity=Severity.INFO if upstream.loopback else None)
+
+
 def sync_behind(check: Check) -> Iterator[Insight]:
     """Records waiting longer than SYNC_OLDEST_S, or the backlog of the classes the tier sends growing."""
     if not isinstance(sync := check.status.sync, SyncStatus):
@@ -141,6 +154,7 @@ def loop_lagging(check: Check) -> Iterator[Insight]:
 
 PLANT_RULES: tuple[Rule, ...] = (
     sync_offline,
+    sync_plain,
     sync_behind,
     disk_full,
     store_troubled,

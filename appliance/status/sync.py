@@ -13,6 +13,10 @@ class UpstreamStatus(Section):
     kind: str
     connected: Annotated[bool, Metric("appliance_sync_upstream_connected", "1 while upstream is connected.")]
     last_error: str | None
+    secure: Annotated[
+        bool, Metric("appliance_sync_upstream_secure", "1 if the upstream is reached over TLS.")
+    ]
+    loopback: bool  # the upstream is on this box: nothing crosses a network, TLS or not
 
 
 class SyncDisabled(Section):

@@ -15,8 +15,10 @@ import queue
 import urllib.parse
 from pathlib import Path
 
-from appliance.config.sync import HttpsUpstream, TlsSettings
-from appliance.sync.transport import Ack, StateChange, Transport, tls_context
+from appliance.config.sync import HttpsUpstream, TlsSettings, is_loopback
+from appliance.ops.secrets import read_secret
+from appliance.sync.tls import tls_context
+from appliance.sync.transport import Ack, StateChange, Transport
 from drivers.backoff import Backoff
 from drivers.worker import Worker
 
@@ -38,8 +40,13 @@ class HttpsTransport(Transport):
         self.secure = url.scheme == "https"
         self.host, self.port = url.hostname or "", url.port or (443 if self.secure else 80)
         self.base = url.path.rstrip("/")
+        self.loopback = is_loopback(self.host)
         self.context = tls_context(settings.tls or TlsSettings(), folder) if self.secure else None
-        self.token = (folder / settings.token_file).read_text().strip() if settings.token_file else None
+        self.token = None
+        if settings.token_file:
+            self.token = (
+                read_secret(folder / settings.token_file, "the upstream's token_file").decode().strip()
+            )
         self._queue: queue.Queue[tuple[str, bytes, object] | object] = queue.Queue()
         # a stop queues _STOP behind the batches and cuts a retry's wait short
         self._worker = Worker("sync-https", self._run, TIMEOUT_S + 5, wake=lambda: self._queue.put(_STOP))
@@ -49,6 +56,7 @@ class HttpsTransport(Transport):
 
     def start(self, on_ack: Ack, on_state: StateChange) -> None:
         self._on_ack, self._on_state = on_ack, on_state
+        self.plain(self.settings.url)
         self._worker.start()
         self._queue.put(("/v1/probe", b"", None))  # connect now, so the link's state is known early
 

@@ -18,8 +18,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from appliance.config.sync import MqttUpstream
-from appliance.sync.transport import Ack, StateChange, Transport, tls_context
+from appliance.config.sync import MqttUpstream, is_loopback
+from appliance.ops.secrets import read_secret
+from appliance.sync.tls import tls_context
+from appliance.sync.transport import Ack, StateChange, Transport
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +51,21 @@ class MqttTransport(Transport):
             protocol=mqtt.MQTTv311,
         )
         client.will_set(f"{self.topic}/status", "offline", qos=1, retain=True)
-        if settings.tls is not None:
-            client.tls_set_context(tls_context(settings.tls, folder))
+        self.context = tls_context(settings.tls, folder) if settings.tls is not None else None
+        self.secure, self.loopback = self.context is not None, is_loopback(self.host)
+        if self.context is not None:
+            client.tls_set_context(self.context)
         if settings.username is not None:
-            password = (
-                (folder / settings.password_file).read_text().strip() if settings.password_file else None
-            )
+            password = None
+            if settings.password_file:
+                secret = read_secret(folder / settings.password_file, "the upstream's password_file")
+                password = secret.decode().strip()
             client.username_pw_set(settings.username, password)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_inflight_messages_set(64)
         client.max_queued_messages_set(0)  # no limit: the sync service bounds what it hands over
+        client.on_pre_connect = self._connecting
+        client.on_connect_fail = self._not_connected
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
         client.on_publish = self._published
@@ -71,6 +78,7 @@ class MqttTransport(Transport):
 
     def start(self, on_ack: Ack, on_state: StateChange) -> None:
         self._on_ack, self._on_state = on_ack, on_state
+        self.plain(self.settings.broker)
         self.client.connect_async(self.host, self.port, keepalive=self.settings.keepalive_s)
         self.client.loop_start()
 
@@ -115,6 +123,18 @@ class MqttTransport(Transport):
                 return
         if token is not _STATUS:
             self._on_ack(token)
+
+    def _connecting(self, client: mqtt.Client, userdata: object) -> None:
+        if self.context is not None:
+            self.context.failure = None
+
+    def _not_connected(self, client: mqtt.Client, userdata: object) -> None:
+        """No connection (no answer, or TLS refused: a certificate or a pin), so nothing was sent."""
+        failure = self.context.failure if self.context is not None else None
+        self.last_error = failure or f"cannot connect to {self.host}:{self.port}"
+        if failure:
+            log.warning("MQTT %s:%d: %s", self.host, self.port, failure)
+        self._on_state(False)
 
     def _connected(
         self, client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, properties: object

@@ -7,12 +7,14 @@ are entries of `TRANSPORTS` (appliance/config/sync.py), found by the `type` of `
 from __future__ import annotations
 
 import abc
-import ssl
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.config.sync import TRANSPORTS, TlsSettings, Upstream
+from appliance.config.sync import TRANSPORTS, Upstream
+
+log = logging.getLogger(__name__)
 
 Ack = Callable[[object], None]  # called with the token given to send(), on the transport's thread
 StateChange = Callable[[bool], None]  # connected or not, on the transport's thread
@@ -22,6 +24,8 @@ class Transport(abc.ABC):
     """Delivers batches at least once; acknowledges each only once the upstream has it."""
 
     kind = "transport"
+    secure = False  # TLS protects what it sends (a transport says so once it knows)
+    loopback = False  # the upstream is on this box: nothing crosses a network
 
     def __init__(self) -> None:
         self.connected = False
@@ -47,15 +51,27 @@ class Transport(abc.ABC):
         """Disconnect cleanly (an orderly stop publishes no last will)."""
 
     def status(self) -> dict[str, Any]:
-        return {"kind": self.kind, "connected": self.connected, "last_error": self.last_error}
+        return {
+            "kind": self.kind,
+            "connected": self.connected,
+            "last_error": self.last_error,
+            "secure": self.secure,
+            "loopback": self.loopback,
+        }
 
-
-def tls_context(settings: TlsSettings, folder: Path) -> ssl.SSLContext:
-    """A client context that checks the upstream's certificate and, for mutual TLS, shows ours."""
-    context = ssl.create_default_context(cafile=str(folder / settings.ca) if settings.ca else None)
-    if settings.cert is not None and settings.key is not None:
-        context.load_cert_chain(str(folder / settings.cert), str(folder / settings.key))
-    return context
+    def plain(self, where: str) -> None:
+        """Say once per start, in the log, that what goes to `where` crosses without TLS."""
+        if not self.secure:
+            level, why = (
+                (logging.INFO, "on this box") if self.loopback else (logging.WARNING, "insecure = true")
+            )
+            log.log(
+                level,
+                "sync: %s to %s without TLS (%s): records and credentials in clear",
+                self.kind,
+                where,
+                why,
+            )
 
 
 def build_transport(upstream: Upstream, device: str, folder: Path) -> Transport:

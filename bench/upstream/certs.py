@@ -53,10 +53,11 @@ class CertificateError(RuntimeError):
 
 
 def make_certificates(
-    folder: Path, hosts: Sequence[str] = (), client_name: str = "appliance"
+    folder: Path, hosts: Sequence[str] = (), client_name: str = "appliance", loopback: bool = True
 ) -> Certificates:
-    """A new CA, a server certificate for 127.0.0.1, localhost and `hosts` (IPs or DNS names), and a
-    client certificate named `client_name`, all signed by the CA and valid for DAYS days."""
+    """A new CA, a server certificate for 127.0.0.1, localhost (unless not `loopback`) and `hosts` (IPs or
+    DNS names), and a client certificate named `client_name`, all signed by the CA and valid for DAYS
+    days."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = Certificates(*(folder / name for name in (
         "ca.crt", "ca.key", "server.crt", "server.key", "client.crt", "client.key")))  # fmt: skip
@@ -64,7 +65,7 @@ def make_certificates(
     config.write_text(CA_CONFIG)
     _openssl("req", "-x509", *NEW_KEY, "-config", str(config), "-days", str(DAYS),
              "-keyout", str(paths.ca_key), "-out", str(paths.ca))  # fmt: skip
-    server_names = ["IP:127.0.0.1", "DNS:localhost", *(_alt_name(h) for h in hosts)]
+    server_names = [*(["IP:127.0.0.1", "DNS:localhost"] if loopback else []), *(_alt_name(h) for h in hosts)]
     _leaf(paths, "bench upstream", server_names, paths.server_cert, paths.server_key)
     _leaf(paths, client_name, [f"DNS:{client_name}"], paths.client_cert, paths.client_key)
     return paths

@@ -74,7 +74,13 @@ def healthy(now: float) -> dict[str, Any]:
             "backlog": {"critical": 0, "important": 3, "normal": 342, "background": 2},
             "oldest_s": {"critical": None, "important": 7.9, "normal": 8.6, "background": 7.9},
             "last_ok": now - 4,
-            "upstream": {"kind": "mqtt", "connected": True, "last_error": None},
+            "upstream": {
+                "kind": "mqtt",
+                "connected": True,
+                "last_error": None,
+                "secure": True,
+                "loopback": False,
+            },
         },
         "runtime": {"version": "0.1.0", "pid": 4242, "loop_lag_ms": 2.1},
         "disk": {"path": "/data", "total_mb": 30000.0, "free_mb": 15000.0},
@@ -323,7 +329,7 @@ def test_an_accelerator_that_dropped_out_and_came_back_is_info() -> None:
 def test_no_upstream_for_a_minute() -> None:
     health, status = Health(), healthy(T0)
     status["sync"]["tier"] = "offline"
-    status["sync"]["upstream"] = {"kind": "mqtt", "connected": False, "last_error": "connection refused"}
+    status["sync"]["upstream"] |= {"connected": False, "last_error": "connection refused"}
     assert health.assess(status, T0) == []
     insight = only(health.assess(status, T0 + 61))
     assert insight["id"] == "sync-offline"

@@ -126,7 +126,13 @@ def sample_status() -> dict[str, Any]:
             "oldest_s": {"critical": None, "important": 7.9, "normal": 8.6, "background": 7.9},
             "last_ok": 1796300194.3963952, "inflight": 1, "batches_sent": 10, "batches_acked": 9,
             "records_acked": 626, "resent": 1, "payload_bytes": 177785, "wire_bytes": 243750,
-            "upstream": {"kind": "mqtt", "connected": True, "last_error": None},
+            "upstream": {
+                "kind": "mqtt",
+                "connected": True,
+                "last_error": None,
+                "secure": False,
+                "loopback": True,
+            },
         },
         "runtime": {"version": "0.1.0", "pid": 12507, "loop_lag_ms": 2.104},
     }  # fmt: skip

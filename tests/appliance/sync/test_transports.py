@@ -156,6 +156,7 @@ def test_mqtt_with_a_wrong_password_is_refused_and_says_why(tmp_path: Path) -> N
 
     def transport(password: str) -> MqttTransport:
         (tmp_path / f"{password}-password").write_text(password + "\n")
+        (tmp_path / f"{password}-password").chmod(0o600)  # a secret file: the service user's alone
         upstream = MqttUpstream(
             type="mqtt",
             broker=f"127.0.0.1:{broker.port}",
