@@ -131,9 +131,10 @@ class MqttTransport(Transport):
     def _not_connected(self, client: mqtt.Client, userdata: object) -> None:
         """No connection (no answer, or TLS refused: a certificate or a pin), so nothing was sent."""
         failure = self.context.failure if self.context is not None else None
-        self.last_error = failure or f"cannot connect to {self.host}:{self.port}"
-        if failure:
+        error = failure or f"cannot connect to {self.host}:{self.port}"
+        if failure and error != self.last_error:  # once, not at every retry
             log.warning("MQTT %s:%d: %s", self.host, self.port, failure)
+        self.last_error = error
         self._on_state(False)
 
     def _connected(
