@@ -76,9 +76,8 @@ def post(url: str, path: str, source: str, body: Any = None, **headers: str) -> 
         target.hostname or "", target.port, timeout=10, source_address=(source, 0)
     )
     try:
-        connection.request(
-            "POST", path, json.dumps(body) if body is not None else b"", headers | {"Content-Type": "application/json"}
-        )
+        data = json.dumps(body) if body is not None else b""
+        connection.request("POST", path, data, headers | {"Content-Type": "application/json"})
         answer = connection.getresponse()
         answer.read()
         return answer.status, answer.headers
