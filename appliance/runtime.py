@@ -237,7 +237,7 @@ class Runtime:
             self.web.tls = await asyncio.to_thread(self._https)
         credential, made = await asyncio.to_thread(AdminCredential.load_or_create, self.data_dir)
         if made is not None:  # never to the journal: on a terminal only, else to a file (first_credential.py)
-            terminal = sys.stdout.isatty()
+            terminal = sys.stdout is not None and sys.stdout.isatty()
             self.credential_line = await asyncio.to_thread(hand_over, self.data_dir, made, terminal)
         self.credential = credential  # until here a login is answered 503 ("no admin credential yet")
         await self.lifecycle.start()

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bench.harness.runtime import first_credential
+from bench.harness.runtime import first_credential, first_use
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,10 +139,11 @@ class ApplianceProcess:
                 stream.close()
 
     def admin_credential(self) -> str:
-        """The credential a first start hands over in the data directory (read once: the file goes at
-        the first login with it)."""
+        """The credential a first start handed over in the data directory, read and used once (so that
+        its file is gone from here on: bench/harness/runtime.py first_use)."""
         if not self.token:
             self.token = first_credential(self.data_dir)
+            first_use(self.url, self.token)
         return self.token
 
     def post(

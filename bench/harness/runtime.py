@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -79,9 +80,10 @@ def start_runtime(config: Path, data: Path, journal: Path, env: dict[str, str] |
 
 
 def credential(runtime: Runtime) -> str:
-    """The admin credential of the runtime's first start (read once: its file goes at the first login)."""
+    """The admin credential of the runtime's first start, read and used once (`first_use`)."""
     if not runtime.token:
         runtime.token = first_credential(runtime.data)
+        first_use(runtime.url, runtime.token)
     return runtime.token
 
 
@@ -100,6 +102,18 @@ def first_credential(data: Path, timeout_s: float = 10.0) -> str:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{path}: no admin credential in it ({text!r:.40})")
         time.sleep(0.02)
+
+
+def first_use(url: str, token: str) -> None:
+    """Prove the credential once (GET /api/v1/session as a bearer). The runtime deletes its first start's
+    file at the first login with it: that happens now, not in the middle of what the caller does next (a
+    disk filled to the last byte would get the file's page back)."""
+    request = urllib.request.Request(url + "api/v1/session", headers={"Authorization": f"Bearer {token}"})
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the box's own certificate, if any
+    with urllib.request.urlopen(request, timeout=10, context=context) as answer:
+        if json.load(answer).get("user") != "admin":
+            raise RuntimeError(f"{url}: the first start's credential was not taken")
 
 
 def stop_runtime(runtime: Runtime) -> None:

@@ -85,11 +85,18 @@ def post(url: str, path: str, source: str, body: Any = None, **headers: str) -> 
         connection.close()
 
 
+def only_turned_away(flood: Flood) -> bool:
+    """Whether every answer but 401 and 429 was a connection the server would not take (a cap on
+    connections may refuse some of a flood's): never a login, never a server error."""
+    return set(flood.other) <= {"503", "ConnectionResetError", "ConnectionRefusedError", "RemoteDisconnected"}
+
+
 def test_fifty_concurrent_wrong_logins_from_one_address_get_five_checks(tmp_path: Path) -> None:
     credential, _ = new_credential(tmp_path)
     flood: Flood = serving(credential, lambda url: wrong_logins(url, 2.0, concurrency=50, addresses=1))
     assert len(flood.checked) == MAX_FAILURES, flood  # not one more, however many were in flight
-    assert len(flood.refused) > 50 and not flood.other, flood
+    assert len(flood.refused) + sum(flood.other.values()) >= 50 - MAX_FAILURES, flood  # the first 50 at least
+    assert only_turned_away(flood), flood.other
     assert credential.most <= PASSWORD_CHECKS_AT_ONCE, f"{credential.most} password checks ran at once"
 
 
@@ -109,7 +116,8 @@ def test_many_addresses_share_one_budget_of_checks_a_minute(tmp_path: Path) -> N
 
     flood, answers = serving(credential, body)
     assert flood.most_checked() == len(flood.checked) == MAX_CHECKS, flood
-    assert len(flood.refused) > 40 and not flood.other, flood
+    assert len(flood.refused) + sum(flood.other.values()) >= 40 - MAX_CHECKS, flood
+    assert only_turned_away(flood), flood.other
     assert all(0 < int(seconds) <= 60 for seconds in flood.retry_after), flood.retry_after
     assert credential.most <= PASSWORD_CHECKS_AT_ONCE
     (known, _), (tripped, _), (wrong, headers) = answers
