@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -34,8 +35,9 @@ from appliance.store import Store
 from appliance.update.upload import UpdateArea
 from appliance.web import WebServer
 from appliance.web.access import Access
-from appliance.web.auth import USER, AdminCredential
+from appliance.web.auth import AdminCredential
 from appliance.web.certificate import page_certificate
+from appliance.web.first_credential import FirstFile, hand_over
 from appliance.world import BenchWorld
 from hal.plan import InferencePlan
 from hal.report import HardwareReport, detect
@@ -66,7 +68,7 @@ class Runtime:
         self.store = Store(config.store, data_dir)
         self.data_dir = data_dir
         self.credential: AdminCredential | None = None  # loaded once the store started, before the page
-        self.new_credential: str | None = None
+        self.credential_line: str | None = None  # what to print about a credential made on this start
         host, port = split_host_port(listen or config.http.listen)
         evidence = data_dir / (config.qc.evidence.dir if config.qc else "evidence")
         self.config_path = config_path
@@ -76,6 +78,7 @@ class Runtime:
             config.http.status_login,
             secure_cookies=config.http.tls != "off",
             session_hours=config.http.session_hours,
+            on_login=FirstFile(data_dir).used,
         )
         self.web = WebServer(
             host,
@@ -232,9 +235,11 @@ class Runtime:
         await self.lifecycle.start(until=self.store)  # the data directory exists from here on
         if not self.early_web:
             self.web.tls = await asyncio.to_thread(self._https)
-        self.credential, self.new_credential = await asyncio.to_thread(
-            AdminCredential.load_or_create, self.data_dir
-        )  # until here a login is answered 503, "no admin credential on this box yet"
+        credential, made = await asyncio.to_thread(AdminCredential.load_or_create, self.data_dir)
+        if made is not None:  # never to the journal: on a terminal only, else to a file (first_credential.py)
+            terminal = sys.stdout is not None and sys.stdout.isatty()
+            self.credential_line = await asyncio.to_thread(hand_over, self.data_dir, made, terminal)
+        self.credential = credential  # until here a login is answered 503 ("no admin credential yet")
         await self.lifecycle.start()
 
     def _https(self) -> tuple[Path, Path] | None:
@@ -281,5 +286,5 @@ class Runtime:
         print(f"status page: {self.web.url}", flush=True)
         if self.fingerprint is not None:
             print(f"status page certificate SHA-256: {self.fingerprint}", flush=True)
-        if self.new_credential is not None:
-            print(f"admin credential (shown once; keep it now): {USER} / {self.new_credential}", flush=True)
+        if self.credential_line is not None:
+            print(self.credential_line, flush=True)

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from bench.harness.runtime import first_credential, first_use
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -97,6 +99,7 @@ class ApplianceProcess:
     stdout: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
     readers: list[threading.Thread] = field(default_factory=list)
+    token: str = ""  # the admin credential, once read
 
     def status(self) -> Any:
         return get_json(self.url + "api/v1/status")
@@ -136,14 +139,12 @@ class ApplianceProcess:
                 stream.close()
 
     def admin_credential(self) -> str:
-        """The credential `appliance run` prints once, on its first start."""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            for line in list(self.stdout):
-                if line.startswith("admin credential"):
-                    return line.rsplit(" ", 1)[1].strip()
-            time.sleep(0.05)
-        raise AssertionError(f"no admin credential printed: {self.stdout}")
+        """The credential a first start handed over in the data directory, read and used once (so that
+        its file is gone from here on: bench/harness/runtime.py first_use)."""
+        if not self.token:
+            self.token = first_credential(self.data_dir)
+            first_use(self.url, self.token)
+        return self.token
 
     def post(
         self, path: str, token: str | None, body: dict[str, Any] | None = None, raw: bytes | None = None

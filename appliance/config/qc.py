@@ -3,9 +3,10 @@ one of the sources of appliance/config/camera.py."""
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from appliance.config.base import Settings
 from appliance.config.camera import CameraSettings
@@ -27,12 +28,29 @@ class ClassPolicySettings(Settings):
 
 
 class EvidenceSettings(Settings):
-    """Frames of rejects kept on disk."""
+    """Frames of rejects kept on disk: in a folder of the data directory unless `outside_data_dir` says
+    that `dir` is an absolute path elsewhere (the store deletes old evidence in it: docs/qc.md)."""
 
+    outside_data_dir: bool = False  # before `dir`: its check reads this
     dir: Annotated[str, Field(min_length=1)] = "evidence"  # under the data directory
     budget_mb: Annotated[float, Field(gt=0, le=1_000_000)] = 200.0
     thumbnail_px: Annotated[int, Field(ge=16, le=2048)] = 160
     jpeg_quality: Annotated[int, Field(ge=10, le=100)] = 90
+
+    @field_validator("dir")
+    @classmethod
+    def _inside_the_data_directory(cls, value: str, info: ValidationInfo) -> str:
+        path = PurePosixPath(value)
+        if info.data.get("outside_data_dir"):
+            if not path.is_absolute():
+                raise ValueError(f"{value!r}: with outside_data_dir = true, give an absolute path")
+            return value
+        if path.is_absolute() or ".." in path.parts or path == PurePosixPath("."):
+            raise ValueError(
+                f"{value!r} is not a folder inside the data directory; to keep evidence elsewhere, give "
+                "an absolute path and outside_data_dir = true"
+            )
+        return value
 
 
 class DetectionSettings(Settings):

@@ -1,5 +1,6 @@
 """Evidence of rejects: the frame and a thumbnail of every reject, kept on disk under a byte budget, the
-oldest deleted first. Written by a thread of its own so the inference thread never waits on the disk."""
+oldest deleted first. Written by a thread of its own so the inference thread never waits on the disk. Only
+files it wrote are counted and deleted (appliance/qc/evidence_files.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import logging
 import os
 import queue
 import threading
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from appliance.qc.evidence_files import kept_evidence, private_folder
 from appliance.status.qc import EvidenceStatus
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,8 @@ class EvidenceStore:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for path in sorted(
-            self.folder.glob("*.jpg"), key=lambda p: p.stat().st_mtime
-        ):  # what earlier runs kept
-            size = path.stat().st_size
+        private_folder(self.folder)
+        for path, size in kept_evidence(self.folder):  # what earlier runs kept, and nothing else
             self._files.append((path, size))
             self.bytes += size
         self._thread = threading.Thread(target=self._run, name="evidence", daemon=True)
@@ -98,7 +96,3 @@ class EvidenceStore:
             old.unlink(missing_ok=True)
             self.bytes -= size
             self.counts["deleted"] += 1
-
-
-def evidence_name(label: str, frame: int, ts: float) -> str:
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(ts)) + f"{ts % 1:.3f}"[1:] + f"_{label}_{frame}"

@@ -20,7 +20,8 @@ import numpy as np
 from appliance.config.camera import CAMERA_SOURCES
 from appliance.config.qc import QcSettings
 from appliance.qc.detection import Detection, DetectionOutputs, best_scores, parse
-from appliance.qc.evidence import EvidenceStore, evidence_name
+from appliance.qc.evidence import EvidenceStore
+from appliance.qc.evidence_files import evidence_name
 from appliance.qc.model import ModelError, QcModel, softmax
 from appliance.qc.policy import ClassRule, Decision, DecisionPolicy
 from appliance.records import Event, Severity

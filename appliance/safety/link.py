@@ -16,6 +16,7 @@ from typing import Any
 
 from appliance import child
 from appliance.config.safety import SafetySettings
+from appliance.ops import audit
 from appliance.records import Event, Severity
 from appliance.safety import protocol
 from appliance.safety.protocol import Kind, ProtocolError
@@ -258,6 +259,8 @@ class SafetyLink(Service):
         if not new:
             return
         self.known.update(c["id"] for c in new)
+        for change in new:  # each once: `known` starts from the store, so a restart repeats none
+            audit.stop_line(change["kind"], str(change["id"]), change["reason"], str(change.get("source")))
         self.record([change_event(c) for c in new])
 
 

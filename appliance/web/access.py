@@ -6,20 +6,17 @@
 - A browser logs in with the admin credential (`POST /api/v1/login`) and gets a session cookie (HttpOnly,
   SameSite=Strict, Secure over HTTPS) and a CSRF token; a control request on the cookie must carry the
   token in `X-CSRF-Token`. Scripts send `Authorization: Bearer CREDENTIAL` on each request instead.
-- Failed attempts (a wrong password or credential) are counted per client address: after MAX_FAILURES
-  within a minute the address is refused (429) until the minute has passed.
+- Attempts with a password the box has not seen right are limited per client and in total, and few are
+  checked at once (appliance/web/attempts.py); each login, failure and refusal is in the audit log
+  (appliance/ops/audit.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import hashlib
 import hmac
 import ipaddress
 import json
-import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,52 +24,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from appliance.ops import audit
 from appliance.web import answers
+from appliance.web.attempts import MAX_CHECKS, MAX_FAILURES, LoginAttempts
 from appliance.web.auth import CSRF_HEADER, SESSION_COOKIE, USER, AdminCredential, presented
 from appliance.web.openapi import Operation, api
+from appliance.web.sessions import Session, Sessions
 
-MAX_SESSIONS = 64  # logged-in browsers at once; the oldest session goes first
 MAX_PASSWORD = 256
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    csrf: str
-    expires: float  # monotonic seconds
-
-
-class Sessions:
-    """Browser sessions in memory (a restart logs everyone out), keyed by a hash of the cookie's token."""
-
-    def __init__(self, lifetime_s: float) -> None:
-        self.lifetime_s = lifetime_s
-        self._by_key: collections.OrderedDict[bytes, Session] = collections.OrderedDict()
-
-    def open(self) -> tuple[str, Session]:
-        token = secrets.token_urlsafe(32)
-        session = Session(secrets.token_urlsafe(32), time.monotonic() + self.lifetime_s)
-        self._by_key[_key(token)] = session
-        while len(self._by_key) > MAX_SESSIONS:
-            self._by_key.popitem(last=False)
-        return token, session
-
-    def find(self, token: str | None) -> Session | None:
-        if not token:
-            return None
-        key = _key(token)
-        session = self._by_key.get(key)
-        if session is not None and session.expires < time.monotonic():
-            del self._by_key[key]
-            return None
-        return session
-
-    def close(self, token: str | None) -> None:
-        if token:
-            self._by_key.pop(_key(token), None)
-
-
-def _key(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +58,14 @@ class Access:
         status_login: str = "remote",
         secure_cookies: bool = False,
         session_hours: float = 12.0,
+        on_login: Callable[[], None] = lambda: None,
     ) -> None:
         self.credentials = credentials
         self.status_login = status_login
         self.secure_cookies = secure_cookies
         self.sessions = Sessions(session_hours * 3600)
+        self.attempts = LoginAttempts()
+        self.on_login = on_login  # each time the credential proves right (the runtime: its first file)
 
     async def caller(self, request: Request) -> Caller | Response:
         """Who is asking: a session cookie, else an Authorization header; a refusal when a credential was
@@ -115,20 +77,39 @@ class Access:
         if plain is None:
             return ANONYMOUS
         wrong = refused(401, "wrong credential", **{"WWW-Authenticate": 'Bearer realm="appliance"'})
-        return await self._proven(request, plain, wrong) or Caller(admin=True)
+        return await self._proven(request, plain, wrong, "bearer") or Caller(admin=True)
 
-    async def _proven(self, request: Request, plain: str, wrong: Response) -> Response | None:
-        """None if `plain` is the admin credential; else the refusal (a wrong one is counted)."""
+    async def _proven(self, request: Request, plain: str, wrong: Response, how: str) -> Response | None:
+        """None if `plain` is the admin credential; else the refusal. The attempt takes its place in the
+        counts before the check, so attempts in flight cannot outrun them; a credential verified since
+        the start gets in without a check, while the budget of checks is spent too."""
         credential = self.credentials()
         if credential is None:
             return refused(503, "no admin credential on this box yet")
         client = client_address(request)
-        if credential.blocked(client):
-            return too_many()
-        if not await asyncio.to_thread(credential.verify, plain):
-            credential.failed(client)
+        ticket = self.attempts.take(client)
+        if ticket is None:
+            audit.login_refused(client, how, f"{MAX_FAILURES} failed attempts within a minute")
+            return too_many(self.attempts.retry_after(client), "too many failed attempts from this address")
+        if credential.known(plain):
+            right = True
+        elif not self.attempts.check(ticket):
+            audit.login_refused(client, how, f"{MAX_CHECKS} wrong passwords checked within a minute")
+            return too_many(self.attempts.retry_after(), "too many failed logins on this box")
+        else:
+            async with self.attempts.checking:
+                right = await asyncio.to_thread(credential.slow_check, plain)
+        if not right:
+            audit.login_failed(client, how)
             return wrong
+        self.attempts.give_back(ticket)
+        audit.login_ok(client, how)
+        self.on_login()
         return None
+
+    def proven_by(self, request: Request) -> str:
+        """How a request the admin made proved it: "session" (its cookie) or "bearer" (the credential)."""
+        return "session" if self.sessions.find(request.cookies.get(SESSION_COOKIE)) else "bearer"
 
     async def read(self, request: Request) -> Response | None:
         """None when the caller may read the status; else the refusal."""
@@ -183,9 +164,8 @@ class Access:
         password = await password_of(request)
         if isinstance(password, Response):
             return password
-        if (
-            refusal := await self._proven(request, password, refused(401, "wrong user or password"))
-        ) is not None:
+        wrong = refused(401, "wrong user or password")
+        if (refusal := await self._proven(request, password, wrong, "session")) is not None:
             return refusal
         token, session = self.sessions.open()
         response = JSONResponse(
@@ -208,6 +188,7 @@ class Access:
         if (refusal := await self.control(request)) is not None:
             return refusal
         self.sessions.close(request.cookies.get(SESSION_COOKIE))
+        audit.logout(client_address(request))
         response = JSONResponse({"user": None})
         response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict", secure=self.secure_cookies)
         return response
@@ -257,8 +238,8 @@ async def password_of(request: Request) -> str | Response:
     return str(body["password"])
 
 
-def too_many() -> JSONResponse:
-    return refused(429, "too many failed attempts from this address; wait a minute", **{"Retry-After": "60"})
+def too_many(seconds: int, why: str) -> JSONResponse:
+    return refused(429, f"{why}; try again in {seconds} s", **{"Retry-After": str(seconds)})
 
 
 def client_address(request: Request) -> str:

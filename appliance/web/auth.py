@@ -1,7 +1,7 @@
 """The admin credential: made on first start, shown once, kept only as an scrypt hash (mode 0600, the service
 user's: appliance/ops/secrets.py).
 Requests prove it with `Authorization: Bearer CREDENTIAL` (or Basic `admin:CREDENTIAL`), or by a login
-session (appliance/web/access.py). Failed attempts are counted per client address."""
+session (appliance/web/access.py); how many attempts are checked: appliance/web/attempts.py."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import hmac
 import json
 import os
 import secrets
-import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +21,6 @@ USER = "admin"
 SESSION_COOKIE = "appliance_session"
 CSRF_HEADER = "X-CSRF-Token"
 SCRYPT = {"n": 1 << 14, "r": 8, "p": 1}
-MAX_FAILURES = 5  # within FAILURE_WINDOW_S, then the address waits for the window to pass
-FAILURE_WINDOW_S = 60.0
-MAX_CLIENTS = 10_000  # addresses whose failures are remembered
 
 
 def _scrypt(secret: str, salt: bytes) -> bytes:
@@ -46,7 +41,6 @@ class AdminCredential:
         self.salt, self.digest = salt, digest
         self._verified: set[bytes] = set()  # keyed hashes of credentials verified once (scrypt is slow)
         self._key = secrets.token_bytes(32)
-        self.failures: dict[str, deque[float]] = {}
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> tuple[AdminCredential, str | None]:
@@ -61,30 +55,21 @@ class AdminCredential:
         return cls(bytes.fromhex(record["salt"]), bytes.fromhex(record["scrypt"])), plain
 
     def verify(self, plain: str) -> bool:
-        mark = hmac.new(self._key, plain.encode(), hashlib.sha256).digest()
-        if mark in self._verified:
-            return True
+        return self.known(plain) or self.slow_check(plain)
+
+    def known(self, plain: str) -> bool:
+        """Whether `plain` is a credential verified since the start: a keyed hash, no scrypt."""
+        return self._mark(plain) in self._verified
+
+    def slow_check(self, plain: str) -> bool:
+        """`plain` against the stored scrypt hash (16 MB and tens of milliseconds of a core)."""
         if hmac.compare_digest(_scrypt(plain, self.salt), self.digest):
-            self._verified.add(mark)
+            self._verified.add(self._mark(plain))
             return True
         return False
 
-    def blocked(self, client: str, now: float | None = None) -> bool:
-        """True while `client` has used up its failed attempts."""
-        now = time.monotonic() if now is None else now
-        failures = self.failures.get(client)
-        while failures and now - failures[0] > FAILURE_WINDOW_S:
-            failures.popleft()
-        return failures is not None and len(failures) >= MAX_FAILURES
-
-    def failed(self, client: str) -> None:
-        """Count a failed attempt of `client`."""
-        failures = self.failures.setdefault(client, deque())
-        failures.append(time.monotonic())
-        while len(failures) > MAX_FAILURES:
-            failures.popleft()
-        if len(self.failures) > MAX_CLIENTS:  # a flood from many addresses: forget the oldest
-            del self.failures[next(iter(self.failures))]
+    def _mark(self, plain: str) -> bytes:
+        return hmac.new(self._key, plain.encode(), hashlib.sha256).digest()
 
 
 def presented(header: str) -> str | None:

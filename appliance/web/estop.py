@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from appliance.ops import audit
 from appliance.status.safety import EstopStatus
-from appliance.web.access import Access
+from appliance.web.access import Access, client_address
 from appliance.web.answers import Reset, Trip, Tripped
 from appliance.web.openapi import Operation, api
 
@@ -51,14 +52,19 @@ def estop_routes(control: EstopControl | None, access: Access) -> list[Route]:
         if (refused := await authorized(request)) is not None:
             return refused
         reason, problem = await _reason(request)
+        asked = (client_address(request), access.proven_by(request))
         try:
             assert control is not None  # authorized() answered 404 otherwise
             if problem is None:
-                return JSONResponse({"estop": _json(await control.manual_trip("admin", reason))})
+                estop = await control.manual_trip("admin", reason)
+                audit.trip_asked(*asked, reason, _state(estop))
+                return JSONResponse({"estop": _json(estop)})
             code, error = problem
             estop = await control.manual_trip("admin", f"(request body refused: {error})")
         except (ConnectionError, TimeoutError) as exc:
+            audit.trip_asked(*asked, reason, f"the safety supervisor did not answer ({exc})")
             return JSONResponse({"error": f"the safety supervisor did not answer: {exc}"}, 503)
+        audit.trip_asked(*asked, f"(request body refused: {error})", _state(estop))
         return JSONResponse(
             {"error": f"tripped, but the body was refused: {error}", "estop": _json(estop)}, code
         )
@@ -74,11 +80,14 @@ def estop_routes(control: EstopControl | None, access: Access) -> list[Route]:
     async def reset(request: Request) -> Response:
         if (refused := await authorized(request)) is not None:
             return refused
+        asked = (client_address(request), access.proven_by(request))
         try:
             assert control is not None
             accepted, message, estop = await control.manual_reset("admin")
         except (ConnectionError, TimeoutError) as exc:
+            audit.reset_asked(*asked, f"the safety supervisor did not answer ({exc})")
             return JSONResponse({"error": f"the safety supervisor did not answer: {exc}"}, 503)
+        audit.reset_asked(*asked, f"{'accepted' if accepted else 'refused'}: {message}")
         if not accepted:
             return JSONResponse({"error": message, "estop": _json(estop)}, status_code=409)
         return JSONResponse({"message": message, "estop": _json(estop)})
@@ -87,6 +96,10 @@ def estop_routes(control: EstopControl | None, access: Access) -> list[Route]:
         Route("/api/v1/estop/trip", trip, methods=["POST"]),
         Route("/api/v1/estop/reset", reset, methods=["POST"]),
     ]
+
+
+def _state(estop: EstopStatus | None) -> str:
+    return "line state unknown" if estop is None else f"line {estop.state}"
 
 
 def _json(estop: EstopStatus | None) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from appliance.records import is_file_name
+from appliance.qc.evidence_files import read_evidence
 from appliance.service import Service
 from appliance.status.document import Status
 from appliance.status.service import WebStatus
@@ -157,10 +157,11 @@ def build_app(
         if (refusal := await access.read(request)) is not None:
             return refusal
         name = request.path_params["name"]
-        path = (evidence / name) if evidence is not None else None
-        if path is None or not is_file_name(name) or not name.endswith(".jpg") or not path.is_file():
+        # only a file the evidence store wrote: its name, regular, ours, never through a link
+        content = await asyncio.to_thread(read_evidence, evidence, name) if evidence is not None else None
+        if content is None:
             return JSONResponse({"error": f"no evidence {name!r}"}, status_code=404)
-        return FileResponse(path, media_type="image/jpeg")
+        return Response(content, media_type="image/jpeg")
 
     async def http_error(request: Request, exc: Exception) -> Response:
         """Every error as JSON with a message, 404s and wrong methods included."""

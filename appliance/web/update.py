@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from appliance.ops import audit
 from appliance.update.upload import Refused, UpdateArea
 from appliance.web.access import Access, client_address, refused
 from appliance.web.answers import UpdateState, Uploaded
@@ -67,24 +69,37 @@ def update_routes(area: UpdateArea | None, access: Access) -> list[Route]:
             return refusal
         if area is None:
             return refused(404, "this box takes no updates through its page")
-        try:
-            received = await area.receive(
-                request.headers.get("content-length"), request.stream(), client_address(request)
-            )
-        except Refused as exc:
-            return refused(exc.status, str(exc), Connection="close")
-        except ClientDisconnect:
-            return refused(400, "the upload ended before its last byte")
-        except OSError as exc:  # a full disk despite the check (something else wrote), or worse
-            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            return refused(507 if full else 503, f"cannot store the upload: {exc.strerror or exc}")
-        return JSONResponse(
-            {
-                "message": "bundle received; the updater checks its signature and installs it, then reboots",
-                "size": received["size"],
-                "sha256": received["sha256"],
-            },
-            status_code=202,
+        answer = await receive(request, area)
+        said = json.loads(bytes(answer.body))
+        outcome = (
+            f"received {said['size']} bytes, sha256 {said['sha256']}"
+            if answer.status_code == 202
+            else f"refused ({answer.status_code}): {said['error']}"
         )
+        audit.update_upload(client_address(request), access.proven_by(request), outcome)
+        return answer
 
     return [Route("/api/v1/update", route, methods=["GET", "POST"])]
+
+
+async def receive(request: Request, area: UpdateArea) -> JSONResponse:
+    """The upload stored for the updater (202), or why not."""
+    try:
+        received = await area.receive(
+            request.headers.get("content-length"), request.stream(), client_address(request)
+        )
+    except Refused as exc:
+        return refused(exc.status, str(exc), Connection="close")
+    except ClientDisconnect:
+        return refused(400, "the upload ended before its last byte")
+    except OSError as exc:  # a full disk despite the check (something else wrote), or worse
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        return refused(507 if full else 503, f"cannot store the upload: {exc.strerror or exc}")
+    return JSONResponse(
+        {
+            "message": "bundle received; the updater checks its signature and installs it, then reboots",
+            "size": received["size"],
+            "sha256": received["sha256"],
+        },
+        status_code=202,
+    )

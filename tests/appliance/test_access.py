@@ -18,7 +18,8 @@ from starlette.testclient import TestClient
 from appliance.status.safety import EstopStatus
 from appliance.web import WebServer, build_app
 from appliance.web.access import Access
-from appliance.web.auth import CSRF_HEADER, MAX_FAILURES, SESSION_COOKIE, AdminCredential
+from appliance.web.attempts import MAX_FAILURES
+from appliance.web.auth import CSRF_HEADER, SESSION_COOKIE, AdminCredential
 from appliance.web.tls import fingerprint, self_signed
 from tests.statuses import status
 
@@ -54,12 +55,13 @@ def admin(tmp_path_factory: pytest.TempPathFactory) -> tuple[AdminCredential, st
     return credential, plain
 
 
-def remote(admin: tuple[AdminCredential, str], status_login: str = "remote") -> tuple[TestClient, Line]:
-    """A client from another address on the plant's network."""
+def remote(
+    admin: tuple[AdminCredential, str], status_login: str = "remote", access: Access | None = None
+) -> tuple[TestClient, Line]:
+    """A client from another address on the plant's network (each with counts of its own)."""
     credential, _ = admin
-    credential.failures.clear()
     line = Line()
-    app = build_app(lambda: STATUS, control=line, access=Access(lambda: credential, status_login))
+    app = build_app(lambda: STATUS, control=line, access=access or Access(lambda: credential, status_login))
     return TestClient(app, base_url="http://box.local", client=(CLIENT, 50000)), line
 
 
@@ -117,7 +119,8 @@ def test_scripts_use_the_credential_as_a_bearer_token_without_csrf(
 
 
 def test_brute_force_logins_are_refused_for_a_minute(admin: tuple[AdminCredential, str]) -> None:
-    client, _ = remote(admin)
+    access = Access(lambda: admin[0])
+    client, _ = remote(admin, access=access)
     for i in range(MAX_FAILURES):
         assert login(client, f"guess-{i}").status_code == 401
     blocked = login(client, admin[1])  # even the right password, while the address is blocked
@@ -125,8 +128,7 @@ def test_brute_force_logins_are_refused_for_a_minute(admin: tuple[AdminCredentia
     bearer = {"Authorization": f"Bearer {admin[1]}"}
     assert client.post("/api/v1/estop/trip", headers=bearer).status_code == 429
     assert client.post("/api/v1/estop/trip", headers={"Authorization": "Bearer x"}).status_code == 429
-    credential = admin[0]
-    assert credential.blocked(CLIENT, now=time.monotonic() + 61) is False  # the minute passes
+    assert access.attempts.blocked(CLIENT, now=time.monotonic() + 61) is False  # the minute passes
 
 
 @pytest.mark.parametrize(
@@ -206,7 +208,6 @@ def test_over_https_loopback_reads_freely_and_control_still_needs_the_admin(
         )
         assert code == 200
 
-    admin[0].failures.clear()
     line = on_loopback_over_https(admin, tmp_path, body)
     assert line.calls == ["trip by admin: "]
     assert len(fingerprint(tmp_path / "https" / "cert.pem").split(":")) == 32
@@ -271,7 +272,6 @@ def test_appliance_run_serves_https_with_its_own_certificate_and_asks_everyone_t
 
 
 def test_a_live_stream_ends_when_its_session_logs_out(admin: tuple[AdminCredential, str]) -> None:
-    admin[0].failures.clear()
     server = WebServer("127.0.0.1", 0, lambda: STATUS, access=Access(lambda: admin[0], "always"))
 
     def body(url: str) -> None:

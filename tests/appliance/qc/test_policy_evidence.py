@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.qc.evidence import EvidenceStore, evidence_name
+from appliance.qc.evidence import EvidenceStore
+from appliance.qc.evidence_files import evidence_name
 from appliance.qc.policy import ClassRule, DecisionPolicy
 from appliance.records import Severity
 

@@ -28,7 +28,8 @@ def test_the_update_route_answers_as_described(tmp_path: Path, mode: GenerationM
     assert plain is not None
     (tmp_path / "state").mkdir()
     area = UpdateArea(tmp_path / "data", tmp_path / "state", max_bytes=10_000_000)  # what it generates fits
-    app = build_app(lambda: status({}), access=Access(lambda: credential, "remote"), update=area)
+    access = Access(lambda: credential, "remote")
+    app = build_app(lambda: status({}), access=access, update=area)
     api = schemathesis.openapi.from_asgi("/openapi.json", app).include(path="/api/v1/update")
     operations = [result.ok() for result in api.get_all_operations() if isinstance(result, Ok)]
     assert {op.label for op in operations} == {"GET /api/v1/update", "POST /api/v1/update"}
@@ -37,7 +38,7 @@ def test_the_update_route_answers_as_described(tmp_path: Path, mode: GenerationM
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def check(case: Any) -> None:
-            credential.failures.clear()
+            access.attempts.clear()
             (area.folder / "request").unlink(missing_ok=True)  # as the updater takes it
             case.call_and_validate()
             case.call_and_validate(
