@@ -1,5 +1,6 @@
-"""The connection-level limits under the app (docs/web.md#limits): uvicorn's h11 protocol with clocks that
-close a connection whose client is too slow, and a cap on the connections open at once.
+"""The web server's connections: its listening socket, and the limits under the app (docs/web.md#limits):
+uvicorn's h11 protocol with clocks that close a connection whose client is too slow, and a cap on the
+connections open at once.
 
 uvicorn's own keep-alive timer starts only after an answer, and any byte resets it, so a client sending
 nothing, or its request a byte at a time, held its connection forever (slowloris). Here each connection
@@ -18,8 +19,10 @@ proxy's excepted: it carries many clients), is closed as soon as it is accepted.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -38,7 +41,7 @@ class LimitedH11(H11Protocol):
 
     limits: ClassVar[Limits] = Limits()
     proxies: ClassVar[tuple[Network, ...]] = ()  # trusted proxies: each carries many clients
-    closed: ClassVar[dict[str, int]] = {}  # connections closed by the limits, by reason
+    closed: ClassVar[collections.Counter[str]] = collections.Counter()  # by the limits, by reason
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -63,7 +66,7 @@ class LimitedH11(H11Protocol):
         if in_networks(client, self.proxies):
             return None
         same = sum(1 for other in self.connections if (getattr(other, "client", None) or ("",))[0] == client)
-        return "connections per client" if same > self.limits.max_connections_per_client else None
+        return "connections_per_client" if same > self.limits.max_connections_per_client else None
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic()
@@ -108,22 +111,22 @@ class LimitedH11(H11Protocol):
         """Why the connection is to be closed now, or None."""
         limits, state = self.limits, self.conn.their_state
         if self._write_paused_at is not None and now - self._write_paused_at > limits.idle_s:
-            return "answer not read"
+            return "answer_not_read"
         if state is h11.IDLE:
-            return "request head too slow" if now - self._since > limits.head_s else None
+            return "head_too_slow" if now - self._since > limits.head_s else None
         if state is not h11.SEND_BODY:
             return None
         if self.flow.read_paused:  # the app is not reading: the body's clocks start again when it does
             self._since, self._last_read, self._read_at_since = now, now, self._read
             return None
         if now - self._last_read > limits.idle_s:
-            return "request body stalled"
+            return "body_stalled"
         allowed = limits.body_grace_s + (self._read - self._read_at_since) / limits.min_body_rate
-        return "request body too slow" if now - self._since > allowed else None
+        return "body_too_slow" if now - self._since > allowed else None
 
     def _close(self, why: str) -> None:
         """Close at once, nothing more sent: the client is not listening, or is one too many."""
-        self.closed[why] = self.closed.get(why, 0) + 1
+        self.closed[why] += 1
         log.debug("closing a connection from %s: %s", self.client, why)
         self.transport.abort()
 
@@ -136,6 +139,29 @@ def in_networks(address: str, networks: Sequence[Network]) -> bool:
     return any(ip in network for network in networks)
 
 
-def limited(limits: Limits, proxies: Sequence[Network] = ()) -> type[LimitedH11]:
-    """The protocol class for one server: its `limits`, and the trusted proxies' networks."""
-    return type("LimitedH11", (LimitedH11,), {"limits": limits, "proxies": tuple(proxies), "closed": {}})
+def limited(
+    limits: Limits, proxies: Sequence[Network] = (), closed: collections.Counter[str] | None = None
+) -> type[LimitedH11]:
+    """The protocol class for one server: its `limits`, the trusted proxies' networks, and where to count
+    the connections it closes."""
+    fields = {
+        "limits": limits,
+        "proxies": tuple(proxies),
+        "closed": collections.Counter() if closed is None else closed,
+    }
+    return type("LimitedH11", (LimitedH11,), fields)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, bound now so a busy port is an error at start, not later."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import hashlib
 import ipaddress
@@ -123,10 +124,12 @@ def _too_large(limit: int) -> str:
 
 
 class Guard:
-    """The middleware: `hosts` the names let in, `headers` added to every answer."""
+    """The middleware: `hosts` the names let in, `headers` added to every answer; `refused` counts the
+    requests it refuses by reason."""
 
     def __init__(self, app: ASGIApp, hosts: Hosts, headers: list[tuple[bytes, bytes]]) -> None:
         self.app, self.hosts, self.headers = app, hosts, headers
+        self.refused: collections.Counter[str] = collections.Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,13 +149,17 @@ class Guard:
             await send(message)
 
         if not self.hosts.allows(fields.get(b"host")):
+            self.refused["unknown_host"] += 1
             await _answer(send_guarded, UNKNOWN_HOST, "unknown host")
         elif body.refused_at_once():
             assert body.limit is not None
+            self.refused["body_too_large"] += 1
             await _answer(send_guarded, 413, _too_large(body.limit))
         else:
             with contextlib.suppress(ClientDisconnect):  # gone mid-body, or cut by a limit: nobody to answer
                 await self.app(scope, body.receive, send_guarded)
+            if body.too_large:
+                self.refused["body_too_large"] += 1
 
 
 class _Body:
@@ -165,6 +172,7 @@ class _Body:
         self.declared = int(declared) if declared.isdigit() else None
         self.chunked = b"transfer-encoding" in fields
         self.pending = self.chunked or bool(self.declared)  # body bytes the app has not read yet
+        self.too_large = False
 
     def refused_at_once(self) -> bool:
         """Whether the declared size is over the limit, or a route without a body gets a chunked one."""
@@ -178,6 +186,7 @@ class _Body:
             self.received += len(message.get("body", b""))
             self.pending = bool(message.get("more_body", False))
             if self.limit is not None and self.received > self.limit:
+                self.too_large = True
                 raise BodyTooLarge(self.limit)
         else:  # http.disconnect
             self.pending = False

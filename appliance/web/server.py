@@ -26,7 +26,7 @@ from appliance.status.service import WebStatus
 from appliance.update.upload import UpdateArea
 from appliance.web.access import Access, client_address
 from appliance.web.answers import Events, History
-from appliance.web.connections import limited
+from appliance.web.connections import bind, limited
 from appliance.web.estop import EstopControl, estop_routes
 from appliance.web.guard import Guard, Hosts, box_names, security_headers
 from appliance.web.limits import DEFAULT_LIMITS, Limits
@@ -203,21 +203,6 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket, bound now so a busy port is an error at start, not later."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
 class WebServer(Service):
     """The HTTP service; `url` is known once it has started. With `tls` (certificate, key) it is HTTPS."""
 
@@ -250,6 +235,7 @@ class WebServer(Service):
         self.app = build_app(status, events, evidence, control, access, history, version, update, limits)
         self._socket: socket.socket | None = None
         self._server: _QuietServer | None = None
+        self._guard: Guard | None = None
         self.url = ""
 
     async def open(self) -> None:
@@ -258,9 +244,10 @@ class WebServer(Service):
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"{'https' if self.tls else 'http'}://{shown}:{bound_port}/"
         hosts = Hosts(await box_names(self.host) | self.hosts)
+        self._guard = Guard(self.app, hosts, security_headers(STATIC / "index.html"))
         config = uvicorn.Config(
-            Guard(self.app, hosts, security_headers(STATIC / "index.html")),
-            http=limited(self.limits, self.proxies),
+            self._guard,
+            http=limited(self.limits, self.proxies, self._guard.refused),
             ws="none",
             proxy_headers=bool(self.proxies),  # X-Forwarded-For believed from the trusted proxies only
             forwarded_allow_ips=[str(proxy) for proxy in self.proxies],
@@ -291,4 +278,6 @@ class WebServer(Service):
             self._socket = None
 
     def status(self) -> WebStatus:
-        return WebStatus(**self.basics(), url=self.url)
+        refused = dict(self._guard.refused) if self._guard is not None else {}
+        connections = len(self._server.server_state.connections) if self._server is not None else None
+        return WebStatus(**self.basics(), url=self.url, connections=connections, refused=refused)

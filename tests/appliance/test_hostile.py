@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from bench.harness import hostile, raw_http
+from tests.appliance.test_config import errors_of
 from tests.conftest import ApplianceProcess, bench_config, free_port, start_appliance
 
 MB = 1_000_000
@@ -133,7 +135,49 @@ def test_a_flood_of_sockets_is_capped(box: ApplianceProcess) -> None:
     assert raw_http.request(box.url, "/api/v1/status", source="127.0.0.7").status == 200
 
 
+def test_the_config_names_trusted_proxies_and_more_host_names(tmp_path: Path) -> None:
+    config = tmp_path / "appliance.toml"
+    http = '[http]\ntrusted_proxies = ["127.0.0.2"]\nhosts = ["box.plant.example"]\nlisten = '
+    config.write_text(bench_config(free_port()).replace("[http]\nlisten = ", http))
+    app = start_appliance(config, tmp_path / "data")
+    try:
+        forwarded = {"X-Forwarded-For": "203.0.113.7"}
+        assert (
+            raw_http.request(app.url, "/api/v1/status", headers=forwarded, source="127.0.0.2").status == 401
+        )
+        assert (
+            raw_http.request(app.url, "/api/v1/status", headers=forwarded, source="127.0.0.3").status == 200
+        )
+        assert hostile.foreign_host(app.url, "/", "box.plant.example").status == 200
+        assert hostile.foreign_host(app.url, "/", "other.plant.example").status == 421
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[http]\ntrusted_proxies = ['gateway']",
+            "http.trusted_proxies[0]: expected an IP address or network",
+        ),
+        ("[http]\ntrusted_proxies = '10.0.0.1'", "http.trusted_proxies: expected an array"),
+        ("[http]\nhosts = ['box plant']", "http.hosts[0]: expected a host name"),
+        ("[http]\nhosts = ['box..plant']", "http.hosts[0]: expected a host name"),
+    ],
+)
+def test_a_bad_proxy_or_host_name_in_the_config_names_its_key(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    errors = errors_of(tmp_path, text)
+    assert any(expected in error for error in errors), errors
+
+
 def test_the_abuse_left_no_traceback_in_the_log(box: ApplianceProcess) -> None:
-    """Last in this file: a client cut off by a limit is routine, not an error with a traceback."""
+    """Last in this file: a client cut off by a limit is routine, not an error with a traceback; the
+    refusals are counted in the status."""
     assert raw_http.request(box.url, "/api/v1/status").status == 200
     assert "Traceback" not in box.output, box.output
+    web = box.status()["services"]["web"]
+    assert {"unknown_host", "body_too_large", "connections_per_client"} <= web["refused"].keys(), web
+    assert web["connections"] >= 1  # this request's
