@@ -91,6 +91,8 @@ class Runtime:
             self.snapshot.history,
             version=VERSION,
             update=UpdateArea.from_environment(data_dir),  # uploads for root's updater (docs/updates.md)
+            trusted_proxies=config.http.trusted_proxies,
+            hosts=config.http.hosts,
         )
         self.loop_monitor = LoopMonitor()
         self.health = HealthWatch(self.status)

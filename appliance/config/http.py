@@ -1,7 +1,10 @@
-"""The `[http]` section: where the status page listens, who must log in, and its TLS."""
+"""The `[http]` section: where the status page listens, who must log in, its TLS, the proxies it trusts
+and the Host names it answers to."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
@@ -18,6 +21,30 @@ def check_host_port(value: str) -> str:
 
 
 HostPort = Annotated[str, AfterValidator(check_host_port)]
+LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # one part of a DNS name
+HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){LABEL}(\.{LABEL})*\.?$")
+
+
+def check_network(value: str) -> str:
+    """`value` if it is an IP address or network (10.0.0.5, 10.0.0.0/24, fd00::/8), else ValueError."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"expected an IP address or network such as 10.0.0.5 or 10.0.0.0/24, got {value!r}"
+        ) from None
+    return value
+
+
+def check_host_name(value: str) -> str:
+    """`value` if it is a DNS name (or "*", any name), else ValueError."""
+    if value != "*" and not HOST_NAME.match(value):
+        raise ValueError(f'expected a host name such as box.plant.example (or "*": any), got {value!r}')
+    return value
+
+
+Network = Annotated[str, AfterValidator(check_network)]
+HostName = Annotated[str, AfterValidator(check_host_name)]
 
 
 def split_host_port(value: str) -> tuple[str, int]:
@@ -43,3 +70,9 @@ class HttpSettings(Settings):
     # or { cert = "...", key = "..." }.
     tls: Literal["off", "self-signed"] | TlsFiles = "off"
     session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0  # a login lasts this long
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed; from any other address
+    # those headers are ignored, loopback included.
+    trusted_proxies: Annotated[list[Network], Field(max_length=64)] = []
+    # Host names the page answers to besides the box's own (localhost, its host name, NAME.local, its
+    # FQDN) and any IP address; another name is refused (DNS rebinding). "*" lets any name in.
+    hosts: Annotated[list[HostName], Field(max_length=64)] = []

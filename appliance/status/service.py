@@ -64,6 +64,15 @@ class ClockStatus(ServiceStatus):
 @service_kind("web")
 class WebStatus(ServiceStatus):
     url: str
+    connections: Annotated[int | None, Metric("appliance_web_connections", "HTTP connections open.")] = None
+    refused: Annotated[
+        dict[str, int],
+        Metric(
+            "appliance_web_refused_total",
+            "Requests refused and connections closed by the web server's limits, by reason.",
+            by="reason",
+        ),
+    ] = {}
 
 
 @service_kind("bench")

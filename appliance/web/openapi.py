@@ -95,7 +95,9 @@ def describe(app: Starlette, version: str) -> dict[str, Any]:
         "info": {
             "title": "Edge appliance",
             "version": version,
-            "description": "The box's status, live figures, stop output control and updates (docs/web.md).",
+            "description": "The box's status, live figures, stop output control and updates (docs/web.md). "
+            "Any route answers 421 to a Host name the box does not answer to, and 413 to a body over its "
+            "route's limit (docs/web.md#limits).",
         },
         "paths": paths,
         "components": {
@@ -115,7 +117,8 @@ def _operation(op: Operation, refs: Mapping[tuple[Any, JsonSchemaMode], dict[str
     if op.answer is not None:
         answer["content"] = {"application/json": {"schema": refs[(op.answer, "serialization")]}}
     described: dict[str, Any] = {"summary": op.summary, "responses": {str(op.code): answer}}
-    for code in op.errors:
+    takes_body = op.body is not None or op.body_schema is not None
+    for code in sorted({*op.errors, 413} if takes_body else op.errors):  # any body over its route's limit
         meaning = op.said.get(code, MEANINGS[code])
         described["responses"][str(code)] = {
             "description": meaning,

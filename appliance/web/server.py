@@ -1,12 +1,14 @@
-"""Serves the status page and the JSON API with Starlette on uvicorn, inside the runtime's loop."""
+"""Serves the status page and the JSON API with Starlette on uvicorn, inside the runtime's loop, behind the
+limits of docs/web.md#limits (appliance/web/guard.py in front of the app, connections.py under it)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -14,7 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from appliance.qc.evidence_files import read_evidence
@@ -22,12 +24,16 @@ from appliance.service import Service
 from appliance.status.document import Status
 from appliance.status.service import WebStatus
 from appliance.update.upload import UpdateArea
-from appliance.web.access import Access
+from appliance.web.access import Access, client_address
 from appliance.web.answers import Events, History
+from appliance.web.connections import bind, limited
 from appliance.web.estop import EstopControl, estop_routes
+from appliance.web.guard import Guard, Hosts, box_names, security_headers
+from appliance.web.limits import DEFAULT_LIMITS, Limits
 from appliance.web.metrics import CONTENT_TYPE as METRICS_TYPE
 from appliance.web.metrics import render as render_metrics
 from appliance.web.openapi import READ_REFUSED, Operation, api, describe
+from appliance.web.streams import LiveStreams
 from appliance.web.update import update_routes
 
 log = logging.getLogger(__name__)
@@ -35,8 +41,6 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 StatusSource = Callable[[], Status]
 HistorySource = Callable[[], dict[str, Any]]
-STREAM_INTERVAL_S = 1.0
-MAX_STREAMS = 32  # browsers following the live status at once
 GRACE_S = 0.5  # at a stop, open requests get this long to finish
 SINCE = {
     "name": "since",
@@ -61,11 +65,12 @@ def build_app(
     history: HistorySource = dict,
     version: str = "unknown",
     update: UpdateArea | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Starlette:
     """The ASGI app; `status` builds the /api/v1/status document on each request; `update` takes bundle
     uploads for root's updater (appliance/web/update.py)."""
     access = access or Access(lambda: None)
-    streams = _StreamCount()
+    streams = LiveStreams(limits.max_streams, limits.max_streams_per_client)
     description: dict[str, Any] = {}
 
     async def openapi(_: Request) -> Response:
@@ -108,20 +113,18 @@ def build_app(
             "The status document as server-sent events (`event: status`), once a second",
             media="text/event-stream",
             errors=READ_REFUSED,
+            said={
+                429: "too many failed attempts, or live streams open, from this address",
+                503: "not available now (no credential yet), or every live stream is taken",
+            },
             security="read",
         )
     )
     async def api_stream(request: Request) -> Response:
-        """Server-sent events: the status document as `event: status` every STREAM_INTERVAL_S."""
+        """Server-sent events: the status document as `event: status` every second (streams.py)."""
         if (refusal := await access.read(request)) is not None:
             return refusal
-        if streams.open >= MAX_STREAMS:
-            return JSONResponse({"error": f"{MAX_STREAMS} live streams open already"}, status_code=503)
-        return StreamingResponse(
-            streams.follow(status, lambda: access.still_reads(request)),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+        return streams.answer(client_address(request), status, lambda: access.still_reads(request))
 
     @api(
         get=Operation(
@@ -193,46 +196,12 @@ def build_app(
     return app
 
 
-class _StreamCount:
-    """The live streams open now, each following the status."""
-
-    def __init__(self) -> None:
-        self.open = 0
-
-    async def follow(self, status: StatusSource, allowed: Callable[[], bool]) -> AsyncIterator[str]:
-        """Until the client goes, or what let it in no longer holds (a logout): then the browser
-        reconnects, is refused, and the page asks for a login."""
-        self.open += 1
-        try:
-            yield f"retry: {int(STREAM_INTERVAL_S * 2000)}\n\n"  # how soon a browser reconnects
-            while allowed():
-                yield f"event: status\ndata: {status().model_dump_json()}\n\n"
-                await asyncio.sleep(STREAM_INTERVAL_S)
-        finally:
-            self.open -= 1
-
-
 class _QuietServer(uvicorn.Server):
     """uvicorn without its own signal handlers: the runtime owns SIGINT and SIGTERM."""
 
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[no-untyped-def]
         yield
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket, bound now so a busy port is an error at start, not later."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
 
 
 class WebServer(Service):
@@ -254,12 +223,20 @@ class WebServer(Service):
         tls: tuple[Path, Path] | None = None,
         version: str = "unknown",
         update: UpdateArea | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        trusted_proxies: Sequence[str] = (),
+        hosts: Sequence[str] = (),
     ) -> None:
+        """`trusted_proxies`: the addresses and networks whose X-Forwarded-For is believed; `hosts`: Host
+        names let in besides the box's own (appliance/config/http.py)."""
         super().__init__()
-        self.host, self.port, self.tls = host, port, tls
-        self.app = build_app(status, events, evidence, control, access, history, version, update)
+        self.host, self.port, self.tls, self.limits = host, port, tls, limits
+        self.proxies = [ipaddress.ip_network(proxy, strict=False) for proxy in trusted_proxies]
+        self.hosts = set(hosts)
+        self.app = build_app(status, events, evidence, control, access, history, version, update, limits)
         self._socket: socket.socket | None = None
         self._server: _QuietServer | None = None
+        self._guard: Guard | None = None
         self.url = ""
 
     async def open(self) -> None:
@@ -267,8 +244,16 @@ class WebServer(Service):
         bound_host, bound_port = self._socket.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"{'https' if self.tls else 'http'}://{shown}:{bound_port}/"
+        hosts = Hosts(await box_names(self.host) | self.hosts)
+        self._guard = Guard(self.app, hosts, security_headers(STATIC / "index.html"))
         config = uvicorn.Config(
-            self.app,
+            self._guard,
+            http=limited(self.limits, self.proxies, self._guard.refused),
+            ws="none",
+            proxy_headers=bool(self.proxies),  # X-Forwarded-For believed from the trusted proxies only
+            forwarded_allow_ips=[str(proxy) for proxy in self.proxies],
+            server_header=False,  # no software name and version to look up vulnerabilities by
+            timeout_keep_alive=self.limits.keep_alive_s,  # type: ignore[arg-type]  # a float works
             log_level="warning",
             access_log=False,
             lifespan="off",
@@ -294,4 +279,6 @@ class WebServer(Service):
             self._socket = None
 
     def status(self) -> WebStatus:
-        return WebStatus(**self.basics(), url=self.url)
+        refused = dict(self._guard.refused) if self._guard is not None else {}
+        connections = len(self._server.server_state.connections) if self._server is not None else None
+        return WebStatus(**self.basics(), url=self.url, connections=connections, refused=refused)

@@ -6,6 +6,7 @@ import shutil
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,8 +37,19 @@ def browser() -> Iterator[object]:
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield browser
+        yield PredicateBrowser(browser)
         browser.close()
+
+
+class PredicateBrowser:
+    """The browser whose pages let the tests' string predicates run: Playwright evaluates them with
+    `eval`, which the page's Content-Security-Policy forbids (its own test asks for a page that keeps it)."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+
+    def new_page(self, **options: Any) -> Any:
+        return self.browser.new_page(**({"bypass_csp": True} | options))
 
 
 def test_the_page_shows_live_values_that_change(browser: object, appliance: ApplianceProcess) -> None:
@@ -249,3 +261,23 @@ def test_where_reading_needs_a_login_the_page_asks_for_it_first(browser: object,
         page.close()
     finally:
         app.close()
+
+
+def test_the_page_keeps_to_its_content_security_policy(browser: object, appliance: ApplianceProcess) -> None:
+    """The policy lets in the page's own script and style only: nothing the page does is blocked (a
+    violation is reported in the console), its style applies, and another page may not frame it."""
+    page = browser.new_page(bypass_csp=False)  # type: ignore[attr-defined]
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.goto(appliance.url.replace("127.0.0.1", "localhost"))  # by the box's name, as a browser on it
+    page.locator("#link.live").wait_for(timeout=10_000)  # the script ran and follows the live stream
+    assert page.locator('tr[data-sensor="line.temperature"]').count() == 1
+    assert page.evaluate("() => getComputedStyle(document.body).margin") == "0px"  # the inline style applies
+    assert not [text for text in console if "Content Security Policy" in text], console
+    page.close()
+    other = browser.new_page(bypass_csp=False)  # type: ignore[attr-defined]
+    other.on("console", lambda message: console.append(message.text))
+    other.set_content(f'<iframe src="{appliance.url}"></iframe>')  # waits for the frame's load too
+    assert other.frames[-1].url == "chrome-error://chromewebdata/"
+    assert any("frame-ancestors 'none'" in text for text in console), console
+    other.close()

@@ -12,8 +12,9 @@ from starlette.routing import Route
 
 from appliance.status.document import Status
 from appliance.web import WebServer
+from appliance.web.connections import bind
 from appliance.web.openapi import describe
-from appliance.web.server import bind, build_app
+from appliance.web.server import build_app
 from tests.statuses import status
 
 SENSORS = [
