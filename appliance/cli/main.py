@@ -228,6 +228,9 @@ def run(args: argparse.Namespace) -> int:
         return code
     _log_to_stderr(args.log_level)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we log failures ourselves, once
+    from appliance.ops.memory import return_big_blocks
+
+    return_big_blocks()  # a password check's 16 MB goes back to the system when it is done
     runtime = Runtime(config, args.config.resolve(), args.data_dir, args.http)
     code, loop = 0, BoundedLoop()
     try:

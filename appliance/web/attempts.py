@@ -19,7 +19,7 @@ from collections import OrderedDict, deque
 MAX_FAILURES = 5  # per client within WINDOW_S; then the client waits until its oldest is a minute old
 MAX_CHECKS = 10  # wrong passwords checked within WINDOW_S in total, from every client together
 WINDOW_S = 60.0
-PASSWORD_CHECKS_AT_ONCE = 2
+PASSWORD_CHECKS_AT_ONCE = 1  # each holds 16 MB while it runs; 10 a minute take a second in all
 MAX_CLIENTS = 10_000  # clients whose failures are remembered; beyond, the oldest is forgotten
 IPV6_PREFIX = 64  # one network hands out a whole /64 to a machine: count it as one client
 

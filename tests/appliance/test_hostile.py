@@ -69,6 +69,18 @@ def test_the_runtimes_memory_holds_under_oversize_bodies(box: ApplianceProcess) 
     assert grown < 40, f"the runtime grew by {grown:.0f} MB"
 
 
+def test_password_checks_give_their_memory_back(box: ApplianceProcess) -> None:
+    """Each scrypt check takes 16 MB; glibc kept the freed blocks in its heaps (the process grew by 32 MB
+    after a few wrong logins, the most of the hostile run's growth)."""
+    headers = {"Content-Type": "application/json"}
+    before = hostile.rss_mb(box.proc.pid)
+    for i in range(8):  # 4 addresses, within each one's limit and the box's budget
+        source = f"127.0.3.{i % 4 + 1}"
+        assert raw_http.request(box.url, "/api/v1/login", "POST", headers, wrong_login(), source).status == 401
+    grown = hostile.rss_mb(box.proc.pid) - before
+    assert grown < 8, f"the runtime grew by {grown:.0f} MB"
+
+
 def test_one_address_cannot_take_every_live_stream(box: ApplianceProcess) -> None:
     with hostile.hog_streams(box.url, 6, source="127.0.0.2") as hog:
         assert hog.statuses == [200, 200, 200, 200, 429, 429]

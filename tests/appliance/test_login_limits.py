@@ -88,7 +88,13 @@ def post(url: str, path: str, source: str, body: Any = None, **headers: str) -> 
 def only_turned_away(flood: Flood) -> bool:
     """Whether every answer but 401 and 429 was a connection the server would not take (a cap on
     connections may refuse some of a flood's): never a login, never a server error."""
-    return set(flood.other) <= {"503", "ConnectionResetError", "ConnectionRefusedError", "RemoteDisconnected"}
+    return set(flood.other) <= {
+        "503",
+        "ConnectionResetError",
+        "ConnectionRefusedError",
+        "RemoteDisconnected",
+        "BrokenPipeError",
+    }
 
 
 def test_fifty_concurrent_wrong_logins_from_one_address_get_five_checks(tmp_path: Path) -> None:
