@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from appliance.cli.main import check_config
 from appliance.config.loader import DEFAULT_CONFIG, ConfigError, load_config
+from appliance.safety.settings import SettingsError, read_settings
 from appliance.tomlfile import MAX_CONFIG_BYTES, MAX_DEPTH
 from bench.config import load_bench_config
 from tests.conftest import ROOT
@@ -236,6 +237,21 @@ def test_a_random_value_anywhere_in_the_bench_world(tmp_path_factory: TempPaths,
             assert line.startswith(f"{path}: ") and len(line) <= LONGEST_LINE, line[:200]
 
 
+@given(data=st.data())
+@FUZZ
+def test_a_random_value_anywhere_in_what_the_supervisor_reads(tmp_path_factory: TempPaths, data: Any) -> None:
+    """`appliance safety` reads its keys of [safety] without the config models, by hand."""
+    raw = {"safety": json.loads(json.dumps(VALID["safety"]))}
+    put_a_random_value(raw, data)
+    try:
+        read_settings(tomllib.loads(document(raw)), "appliance.toml")
+    except SettingsError as exc:
+        assert exc.lines
+        for line in exc.lines:
+            assert line.startswith("appliance.toml: ") and len(line) <= LONGEST_LINE, line[:200]
+            assert len(line.splitlines()) == 1, line
+
+
 @given(table=st.dictionaries(st.text(max_size=12), values, max_size=6))
 @FUZZ
 def test_random_documents(tmp_path_factory: TempPaths, table: dict[str, Any]) -> None:
@@ -340,4 +356,14 @@ def test_check_config_and_run_exit_2_without_a_traceback(tmp_path: Path, text: s
         timeout=60,
     )
     assert (run.returncode, run.stderr) == (2, result.stderr)
+    assert not data.exists()
+    supervisor = subprocess.run(
+        [sys.executable, "-m", "appliance", "safety", "--config", str(path), "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=60,
+    )
+    assert (supervisor.returncode, supervisor.stderr) == (2, result.stderr)
     assert not data.exists()
