@@ -48,6 +48,13 @@ class BusStatus(ServiceStatus):
         int, Metric("appliance_bus_garbage_bytes_total", "Bytes on the bus that fit no frame.")
     ]
     reopens: Annotated[int, Metric("appliance_bus_reopens_total", "Times the bus's port was reopened.")]
+    resync_cutoffs: Annotated[
+        int,
+        Metric(
+            "appliance_bus_resync_cutoffs_total",
+            "Times the bus stopped waiting for a quiet line after a bad answer (a device keeps sending).",
+        ),
+    ] = 0
     busy_s: Annotated[
         float, Metric("appliance_bus_busy_seconds_total", "Time the bus spent in transactions.")
     ]
