@@ -26,6 +26,14 @@ class ModbusStatus(ServiceStatus):
     failures: Annotated[
         dict[str, int], Metric("appliance_modbus_failures_total", "Failures by kind.", by="kind")
     ]
+    bad_values: Annotated[
+        dict[str, int],
+        Metric(
+            "appliance_modbus_bad_values_total",
+            "Values that were no finite number, by channel.",
+            by="channel",
+        ),
+    ] = {}
     connection_drops: int
     last_failure: str | None
     last_poll_ms: Annotated[
@@ -75,3 +83,11 @@ class SerialStatus(ServiceStatus):
     ]
     reconnects: Annotated[int, Metric("appliance_serial_reconnects_total", "Times the line was reopened.")]
     stale: list[str]
+    bad_values: Annotated[
+        dict[str, int],
+        Metric(
+            "appliance_serial_bad_values_total",
+            "Values that were no finite number, by channel.",
+            by="channel",
+        ),
+    ] = {}
