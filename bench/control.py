@@ -10,7 +10,7 @@ Targets are a TCP slave's name, an RTU slave as `<line>/<unit>`, or a line's nam
     POST /unplug {"target": "line-a"}, POST /plug_in {"target": "line-a"}   the appliance's end of a line
     POST /camera {"target": "line-cam", "action": "freeze"}   a camera: freeze, resume, drop
     POST /serial {"target": "air", "action": "garbage"}   a serial sensor: garbage, bad_checksum,
-                                                   truncated, silence, resume, unplug, replug
+                                                   truncated, overrange, silence, resume, unplug, replug
 """
 
 from __future__ import annotations
@@ -160,6 +160,7 @@ def build_app(board: FaultBoard) -> Starlette:
             "garbage": sensor.inject_garbage,
             "bad_checksum": sensor.inject_bad_checksum,
             "truncated": sensor.inject_truncated,
+            "overrange": sensor.inject_overrange,
             "silence": lambda: sensor.silence(True),
             "resume": lambda: sensor.silence(False),
             "unplug": sensor.unplug,
