@@ -1,7 +1,9 @@
 """Modbus RTU: one master per serial line. A single thread owns the port and runs every transaction of
 every slave on the line in turn, writes first; it keeps the inter-frame silence (3.5 characters, 1.75 ms
 above 19200 baud), sizes each timeout from the frame lengths at the line's baud rate plus the slave's
-turnaround, and rests a slave that stops answering so it cannot stall the others.
+turnaround, and rests a slave that stops answering so it cannot stall the others. It finds each answer
+among whatever else the line carries and bounds every transaction in time and bytes, so a babbling device
+cannot hold the line either.
 
 Frames are built and parsed with pymodbus's PDU classes and RTU CRC (rtu_frames.py); the port I/O and its
 timing are ours, because they are what an RS-485 line needs and a general client does not give.
