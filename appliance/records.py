@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -14,7 +15,14 @@ class Quality(enum.StrEnum):
 
     OK = "ok"
     STALE = "stale"  # the last good value, older than the channel allows
-    ERROR = "error"  # the read failed; value is None
+    # the read failed (value None), or the device sent a value that is no finite number (inf, -inf, nan:
+    # a probe missing, a range exceeded, a scale overflowed), kept as it came: the rules treat it as a fault
+    ERROR = "error"
+
+
+def is_bad_value(value: object) -> bool:
+    """A number that is not finite: what no channel can use as a measurement."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 class Reading(NamedTuple):

@@ -4,12 +4,13 @@ Targets are a TCP slave's name, an RTU slave as `<line>/<unit>`, or a line's nam
 
     GET  /faults                                   what is injected now, per target
     POST /faults {"target": "press-1", "no_answer": true}   set faults (any of Faults.KINDS)
+    POST /faults {"target": "line-a/4", "babble": 0.3}      an RTU slave fills 30% of its line with garbage
     POST /faults/clear {"target": "press-1"}       back to normal
     POST /disconnect {"target": "press-1"}         drop the TCP connections of a slave
     POST /unplug {"target": "line-a"}, POST /plug_in {"target": "line-a"}   the appliance's end of a line
     POST /camera {"target": "line-cam", "action": "freeze"}   a camera: freeze, resume, drop
     POST /serial {"target": "air", "action": "garbage"}   a serial sensor: garbage, bad_checksum,
-                                                   truncated, silence, resume, unplug, replug
+                                                   truncated, overrange, silence, resume, unplug, replug
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ def build_app(board: FaultBoard) -> Starlette:
         unknown = set(body) - set(Faults.KINDS)
         if unknown:
             return _error(f"unknown fault {sorted(unknown)[0]!r}; known: {', '.join(Faults.KINDS)}")
+        babble = body.get("babble", 0.0)
+        if isinstance(babble, bool) or not isinstance(babble, int | float) or not 0 <= babble <= 1:
+            return _error(f"babble: a share of the line's time from 0 to 1, got {babble!r}")
         for kind, value in body.items():
             setattr(faults, kind, value)
         return JSONResponse(faults.active())
@@ -156,6 +160,7 @@ def build_app(board: FaultBoard) -> Starlette:
             "garbage": sensor.inject_garbage,
             "bad_checksum": sensor.inject_bad_checksum,
             "truncated": sensor.inject_truncated,
+            "overrange": sensor.inject_overrange,
             "silence": lambda: sensor.silence(True),
             "resume": lambda: sensor.silence(False),
             "unplug": sensor.unplug,

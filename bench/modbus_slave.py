@@ -92,13 +92,14 @@ class Faults:
     garbage: bool = False  # random bytes go out before the answer
     truncate: bool = False  # only the first half of the answer goes out
     bearing_fault: float = 0.0  # physics, not protocol: severity 0..1 of a bearing fault in vibration signals
+    babble: float = 0.0  # RTU: share 0..1 of the line's time filled with random bytes, unasked
 
-    KINDS = ("no_answer", "late_s", "exception", "bad_crc", "garbage", "truncate", "bearing_fault")
+    KINDS = ("no_answer", "late_s", "exception", "bad_crc", "garbage", "truncate", "bearing_fault", "babble")
 
     def clear(self) -> None:
         self.no_answer, self.late_s, self.exception = False, 0.0, None
         self.bad_crc = self.garbage = self.truncate = False
-        self.bearing_fault = 0.0
+        self.bearing_fault = self.babble = 0.0
 
     def active(self) -> dict[str, object]:
         return {k: v for k in self.KINDS if (v := getattr(self, k))}

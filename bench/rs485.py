@@ -9,6 +9,10 @@ the same symlink.
 The simulated slaves answer as a compliant RTU slave must: no sooner than 3.5 characters after the
 request's last byte (the silence that tells a slave the frame has ended). The master's own silence
 before each request is left to the master, so a master that skips it shows up in the timing.
+
+A babbling device (`babble`, a function the owner sets: the share of the line's time it fills) sends
+random bytes from the devices' side, unasked, evenly spread: above 1/4.5 of the line's time no 3.5
+characters of silence are left between them, so a master that waits for a quiet line waits forever.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import random
 import select
 import threading
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
 
 _SIDES = ("appliance", "devices")
@@ -43,6 +49,9 @@ class PacedLine:
             s: collections.deque() for s in _SIDES
         }
         self._free_at = 0.0
+        self.babble: Callable[[], float] = lambda: 0.0  # share of the line's time a device babbles, 0..1
+        self._babble_next = 0.0  # monotonic s the next babbled byte goes out; 0: not babbling
+        self.babbled = 0  # bytes
         for side in _SIDES:
             self._open(side)
         self._thread = threading.Thread(target=self._run, name=f"rs485:{link.name}", daemon=True)
@@ -102,6 +111,7 @@ class PacedLine:
                 # wake when the last queued byte is due: a frame arrives whole at the moment its last
                 # byte would, which is all a receiver can observe, with one wake-up instead of one a byte
                 due = [q[-1][0] for q in self._queues.values() if q]
+                due += [self._babble_next] if self._babble_next else []
             wait = max(0.0, min(due) - time.monotonic()) if due else 0.05
             try:
                 readable, _, _ = select.select(list(masters), [], [], min(wait, 0.05))
@@ -113,6 +123,7 @@ class PacedLine:
                     side = masters[fd]
                     if side in self._fds and self._fds[side][0] == fd:
                         self._receive(side, fd, now)
+                self._babble(time.monotonic())
                 self._deliver(time.monotonic())
 
     def _receive(self, side: str, fd: int, now: float) -> None:
@@ -130,6 +141,22 @@ class PacedLine:
             # one medium: a byte starts when the line is free, and is whole one character time later
             self._free_at = max(self._free_at, now) + self.char_time_s
             self._queues[other].append((self._free_at, byte))
+
+    def _babble(self, now: float) -> None:
+        """Random bytes from a babbling device, one every char_time / share: on the one medium, like
+        every other byte, but to the appliance only (the simulated slaves do not hear them)."""
+        share = min(max(self.babble(), 0.0), 1.0)
+        if not share:
+            self._babble_next = 0.0
+            return
+        every = self.char_time_s / share
+        if self._babble_next < now - 4 * every:  # starting, or the thread was held up: no burst to catch up
+            self._babble_next = now
+        while self._babble_next <= now:
+            self._free_at = max(self._free_at, self._babble_next) + self.char_time_s
+            self._queues["appliance"].append((self._free_at, random.getrandbits(8)))
+            self._babble_next += every
+            self.babbled += 1
 
     def _deliver(self, now: float) -> None:
         for side, pending in self._queues.items():

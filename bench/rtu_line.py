@@ -19,6 +19,7 @@ class SimulatedLine:
         link = Path(settings.link)
         link.parent.mkdir(parents=True, exist_ok=True)
         self.line = PacedLine(link, settings.baudrate, settings.bytesize, settings.parity, settings.stopbits)
+        self.line.babble = lambda: sum(m.faults.babble for m in self.models.values())
         self.server = ModbusSerialServer(
             [m.device() for m in self.models.values()],
             framer=FramerType.RTU,

@@ -156,6 +156,16 @@ class SimulatedSerialSensor:
         self._write(bad)
         return bad
 
+    def inject_overrange(self) -> bytes:
+        """A well-formed frame whose temperature is no finite number: `1e999` in a sentence, inf in binary."""
+        v = self.weather.sample()
+        if self.settings.wire is Wire.ASCII:
+            frame = nmea_sentence(f"PSEN,T=1e999,P={v['pressure']:.1f},H={v['humidity']:.1f}")
+        else:
+            frame = binary_frame({1: math.inf, 2: v["pressure"], 3: v["humidity"]})
+        self._write(frame)
+        return frame
+
     def inject_truncated(self) -> bytes:
         whole = self.frame()
         cut = whole[: len(whole) // 2]  # the sensor reset mid-frame: no terminator, no ETX

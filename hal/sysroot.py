@@ -11,6 +11,9 @@ ROOT_ENV = "APPLIANCE_HAL_ROOT"
 class SysRoot:
     """Read-only access to /proc, /sys, /dev and /etc below `root`; a missing file is None, not an error."""
 
+    # /proc/cpuinfo of a 256-core server is some 400 KiB; a tree may put /dev/zero or a FIFO in its place
+    MAX_BYTES = 1 << 20
+
     def __init__(self, root: Path | str = "/") -> None:
         self.root = Path(root)
 
@@ -21,11 +24,23 @@ class SysRoot:
         return self.path(rel).exists()
 
     def text(self, rel: str) -> str | None:
-        """The file's text, or None if it is missing or unreadable (as many /sys files are to non-root)."""
+        """The file's text, or None if it is missing or unreadable (as many /sys files are to non-root); at
+        most MAX_BYTES of it, and a FIFO without a writer is empty rather than waited on."""
         try:
-            return self.path(rel).read_bytes().decode("utf-8", errors="replace")
+            fd = os.open(self.path(rel), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
         except OSError:
             return None
+        chunks, got = [], 0
+        try:
+            while got < self.MAX_BYTES and (chunk := os.read(fd, self.MAX_BYTES - got)):
+                chunks.append(chunk)
+                got += len(chunk)
+        except OSError:  # a directory, a FIFO with nothing in it, a sysfs attribute that refuses
+            if not chunks:
+                return None
+        finally:
+            os.close(fd)
+        return b"".join(chunks).decode("utf-8", errors="replace")
 
     def value(self, rel: str) -> str | None:
         """A one-value file (sysfs attribute, device-tree string) without trailing NULs and whitespace."""

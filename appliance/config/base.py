@@ -19,9 +19,10 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class Settings(BaseModel):
-    """Base of every section: unknown keys are errors and TOML types are taken as they are."""
+    """Base of every section: unknown keys are errors, TOML types are taken as they are, and a number is
+    finite (TOML's nan and inf would make a limit that nothing crosses, or one that everything does)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 def tagged_union(registry: Registry[Any]) -> Any:

@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from appliance.tomlfile import key_name, shorten
+
 _EXPECTED = {
     "int_type": "an integer",
     "float_type": "a number",
@@ -63,9 +65,15 @@ def key_path(loc: Sequence[int | str], raw: object) -> str:
             continue
         if isinstance(node, Mapping) and item not in node and node.get("type") == item:
             continue
-        parts.append(item if not parts else f".{item}")
+        key = key_name(item)
+        parts.append(key if not parts else f".{key}")
         node = node.get(item) if isinstance(node, Mapping) else None
     return "".join(parts) or "(top level)"
+
+
+def shown(value: object) -> str:
+    """A value as the file wrote it, cut to what a person needs to find it."""
+    return shorten(repr(value))
 
 
 def problem(error: ErrorDetails) -> str:
@@ -76,23 +84,25 @@ def problem(error: ErrorDetails) -> str:
     if kind == "missing":
         return "missing (required)"
     if kind in _EXPECTED:
-        return f"expected {_EXPECTED[kind]}, got {toml_type(value)} {value!r}"
+        return f"expected {_EXPECTED[kind]}, got {toml_type(value)} {shown(value)}"
     if kind in _BOUNDS:
         limit = next(iter(ctx.values()))
-        return f"out of range: must be {_BOUNDS[kind]} {limit}, got {value!r}"
+        return f"out of range: must be {_BOUNDS[kind]} {limit}, got {shown(value)}"
     if kind in ("literal_error", "enum"):
-        return f"must be one of {ctx.get('expected')}, got {value!r}"
+        return f"must be one of {ctx.get('expected')}, got {shown(value)}"
     if kind == "union_tag_invalid":
-        return f"unknown type {ctx.get('tag')!r}; known types: {ctx.get('expected_tags')}"
+        return f"unknown type {shown(ctx.get('tag'))}; known types: {ctx.get('expected_tags')}"
     if kind == "union_tag_not_found":
         return "missing key 'type' that says which kind this is"
     if kind == "string_pattern_mismatch":
-        return f"{value!r} does not match the pattern {ctx.get('pattern')}"
+        return f"{shown(value)} does not match the pattern {ctx.get('pattern')}"
+    if kind == "finite_number":  # TOML has nan and inf; no setting means them
+        return f"must be a finite number, got {shown(value)}"
     if kind in ("too_short", "too_long"):
         return error["msg"].replace("List", "array").replace("Value", "value")
     if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    return error["msg"]
+        return shorten(str(ctx.get("error", error["msg"])), 300)
+    return shorten(error["msg"], 300)
 
 
 def describe(exc: ValidationError, raw: Mapping[str, Any]) -> list[str]:

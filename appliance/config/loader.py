@@ -10,9 +10,18 @@ from pydantic import ValidationError
 
 from appliance.config.errors import describe
 from appliance.config.models import ApplianceConfig
-from appliance.tomlfile import DEFAULT_CONFIG, EXAMPLES, ConfigError, read_toml
+from appliance.tomlfile import DEFAULT_CONFIG, EXAMPLES, ConfigError, read_toml, shorten
 
 __all__ = ["DEFAULT_CONFIG", "EXAMPLES", "ConfigError", "load_config", "parse_config", "read_toml"]
+
+MAX_LINES = 100  # of mistakes listed: a file of thousands is wrong as a whole, and its start says how
+
+
+def _lines(source: str, problems: list[str]) -> list[str]:
+    lines = [f"{source}: {shorten(p, 400)}" for p in problems[:MAX_LINES]]
+    if len(problems) > MAX_LINES:
+        lines.append(f"{source}: ... and {len(problems) - MAX_LINES} more mistakes")
+    return lines
 
 
 def parse_config(raw: Mapping[str, Any], source: str, folder: Path | None = None) -> ApplianceConfig:
@@ -20,9 +29,9 @@ def parse_config(raw: Mapping[str, Any], source: str, folder: Path | None = None
     try:
         config = ApplianceConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([f"{source}: {line}" for line in describe(exc, raw)]) from None
+        raise ConfigError(_lines(source, describe(exc, raw))) from None
     if problems := config.cross_check(folder):
-        raise ConfigError([f"{source}: {path}: {problem}" for path, problem in problems])
+        raise ConfigError(_lines(source, [f"{path}: {problem}" for path, problem in problems]))
     return config
 
 

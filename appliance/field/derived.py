@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from appliance.config.registers import RegisterSettings
 from appliance.field.features import ChannelFeatures, FeatureSnapshot
-from appliance.records import Quality, Reading
+from appliance.records import Quality, Reading, is_bad_value
 
 SIGNIFICANT_DIGITS = 6  # of a feature's value; the inputs (16-bit registers, ADC samples) resolve fewer
 
@@ -69,6 +69,7 @@ class DerivedChannels:
     def _emit(self, channel: str, ts: float, values: list[tuple[str, float | None, str]]) -> list[Reading]:
         # A feature not known yet (baseline still learning, too few samples) is left out, not sent as None.
         # Features are estimates: past SIGNIFICANT_DIGITS their digits are noise that costs disk and link.
+        # One that is no finite number (the features of a block of huge samples) is an error reading.
         return [
             Reading(
                 self.device,
@@ -76,7 +77,7 @@ class DerivedChannels:
                 float(f"{value:.{SIGNIFICANT_DIGITS}g}"),
                 unit,
                 ts,
-                Quality.OK,
+                Quality.ERROR if is_bad_value(value) else Quality.OK,
             )
             for name, value, unit in values
             if value is not None

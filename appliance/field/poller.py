@@ -17,7 +17,7 @@ from typing import Any
 
 from appliance.config.devices import ModbusDeviceSettings
 from appliance.field.derived import DerivedChannels
-from appliance.records import Quality, Reading
+from appliance.records import Quality, Reading, is_bad_value
 from appliance.service import Service
 from appliance.status.field import ModbusStatus
 from drivers.backoff import Backoff
@@ -77,6 +77,7 @@ class ModbusPoller(Service):
         self.polls = 0
         self.overruns = 0
         self.failures: collections.Counter[str] = collections.Counter()
+        self.bad_values: collections.Counter[str] = collections.Counter()  # by channel: inf, -inf, nan
         self.last_failure: str | None = None
         self.last_poll_ms = 0.0
         # a gone device is tried again after one interval, then two, four, ... up to the cap
@@ -98,6 +99,7 @@ class ModbusPoller(Service):
             polls=self.polls,
             overruns=self.overruns,
             failures=dict(self.failures),
+            bad_values=dict(self.bad_values),
             connection_drops=self.connection_drops,
             last_failure=self.last_failure,
             last_poll_ms=round(self.last_poll_ms, 3),
@@ -222,18 +224,28 @@ class ModbusPoller(Service):
                     value = unpack(packed, byte_offset)[0] * scale + shift
                 elif how is _WAVEFORM:
                     samples = point.decode_samples(values[offset : offset + point.count])
-                    out += derived.waveform(point.channel, ts, at, samples)
+                    out += self._screened(derived.waveform(point.channel, ts, at, samples))
                     continue
                 else:
                     value = point.decode(values[offset : offset + point.count])
                 quality = Quality.OK
+                if is_bad_value(value):  # a float register's NaN or inf, or a scale past float's range
+                    quality = Quality.ERROR
+                    self.bad_values[point.channel] += 1
             except DecodeError as exc:
                 self._count(ReadFailure(FailureKind.BAD_RESPONSE, str(exc)))
                 value, quality = None, Quality.ERROR
             out.append(Reading(device, point.channel, value, point.unit, ts, quality))
-            if featured and isinstance(value, float):
-                out += derived.scalar(point.channel, ts, at, value)
+            if featured and quality is Quality.OK and isinstance(value, float):
+                out += self._screened(derived.scalar(point.channel, ts, at, value))
         return out
+
+    def _screened(self, readings: list[Reading]) -> list[Reading]:
+        """Derived readings with a value that is no finite number counted (DerivedChannels marks them)."""
+        for r in readings:
+            if r.quality is Quality.ERROR and r.value is not None:
+                self.bad_values[r.channel] += 1
+        return readings
 
     def _failed(self, points: Sequence[Point], ts: float) -> list[Reading]:
         return [reading for p in points for reading in self.derived.failed(p.channel, ts)]

@@ -9,7 +9,7 @@ import time
 
 from appliance.config.devices import SerialAsciiDeviceSettings, SerialBinaryDeviceSettings
 from appliance.field.poller import ReadingSink
-from appliance.records import Quality, Reading
+from appliance.records import Quality, Reading, is_bad_value
 from appliance.service import Service
 from appliance.status.field import SerialStatus
 from drivers.serial import (
@@ -57,6 +57,7 @@ class SerialSensor(Service):
         # channel -> (monotonic s, value) of the last good reading
         self.last: dict[str, tuple[float, float]] = {}
         self.stale: set[str] = set()
+        self.bad_values: dict[str, int] = {}  # by channel: values that were no finite number
         self._loop: asyncio.AbstractEventLoop | None = None
         s = settings
         self.line = SerialLine(
@@ -92,6 +93,7 @@ class SerialSensor(Service):
             errors=line["errors"],
             reconnects=line["reconnects"],
             stale=sorted(self.stale),
+            bad_values=dict(self.bad_values),
         )
 
     def _from_reader_thread(self, record: Record) -> None:
@@ -102,11 +104,16 @@ class SerialSensor(Service):
         readings = []
         seen = record.received_ns / 1e9
         for channel, value in record.values.items():
-            self.last[channel] = (seen, value)
-            self.stale.discard(channel)
+            quality = Quality.OK
+            if is_bad_value(value):  # "1e999", a scale past float's range, a probe's NaN: not a fresh value
+                quality = Quality.ERROR
+                self.bad_values[channel] = self.bad_values.get(channel, 0) + 1
+            else:
+                self.last[channel] = (seen, value)
+                self.stale.discard(channel)
             readings.append(
                 Reading(
-                    self.device_id, channel, value, self.units.get(channel, ""), record.timestamp, Quality.OK
+                    self.device_id, channel, value, self.units.get(channel, ""), record.timestamp, quality
                 )
             )
         self.sink(readings, record.received_ns)

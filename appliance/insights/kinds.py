@@ -71,6 +71,12 @@ KINDS: Mapping[str, Kind] = {
     "driver-errors": Kind(
         _W, Topic.SENSORS, "Check {name}'s baud rate and framing against the config, and the cable's ground."
     ),
+    "bad-values": Kind(
+        _W,
+        Topic.SENSORS,
+        "Check {name}'s probes and their ranges (a missing probe reads NaN, one out of range inf), and "
+        "each channel's scale; rules on those channels treat these values as a fault.",
+    ),
     "serial-down": Kind(
         _W, Topic.SENSORS, "Check that sensor {name} is plugged in and powered, and its port in the config."
     ),

@@ -80,6 +80,7 @@ def _modbus_failing(check: Check, device: str, service: ModbusStatus) -> Iterato
             f"{window(check.now - risen[1])}{took}."
         )
         yield check.say("driver-overruns", device, message, began=risen[1])
+    yield from _bad_values(check, "modbus", device, service.bad_values)
 
 
 def _serial_failing(check: Check, device: str, service: SerialStatus) -> Iterator[Insight]:
@@ -99,6 +100,17 @@ def _serial_failing(check: Check, device: str, service: SerialStatus) -> Iterato
             f"{window(check.now - risen[1])} (so far: {kinds})."
         )
         yield check.say("driver-errors", device, message, began=risen[1])
+    yield from _bad_values(check, "serial", device, service.bad_values)
+
+
+def _bad_values(check: Check, kind: str, device: str, bad_values: dict[str, int]) -> Iterator[Insight]:
+    if risen := check.rise(f"{kind}:{device}/bad_values", sum(bad_values.values())):
+        channels = ", ".join(f"{channel} {figure(n)}" for channel, n in bad_values.items() if n)
+        message = (
+            f"Device {device} sent {count(risen[0], 'non-finite value')} (inf or nan) in "
+            f"{window(check.now - risen[1])} (so far: {channels})."
+        )
+        yield check.say("bad-values", device, message, began=risen[1])
 
 
 def services_down(check: Check) -> Iterator[Insight]:

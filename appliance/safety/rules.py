@@ -1,6 +1,8 @@
 """Safety rules on sensor channels: threshold with hysteresis, rate of change, sigma from a learned
 baseline, stale input. A rule that fires makes an event of its severity; a critical one asks for a trip
 at once, from the thread that saw the reading, and stays a cause (blocking any reset) until it clears.
+A value that is no finite number (a probe's NaN, an overrange inf) makes the value rules on its sensor
+fire, as a fault of the input; a read that failed (no value) is left to the sensor's stale rule.
 
 Every duration here (staleness, rate windows) is on the monotonic clock, counted from when readings
 entered the runtime, so a step of the wall clock (NTP setting a box that booted without a real-time
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from appliance.config.safety import RateRule, Rule, SigmaRule, StaleRule, ThresholdRule
 from appliance.field.features.baseline import Baseline
 from appliance.field.features.window import RollingWindow
-from appliance.records import Event, Quality, Reading, Severity
+from appliance.records import Event, Quality, Reading, Severity, is_bad_value
 from appliance.status.safety import RuleStatus
 
 CAMERA = "qc.camera"
@@ -99,12 +101,17 @@ class SafetyRules:
                 continue
             value = reading.value
             good = reading.quality is Quality.OK and isinstance(value, int | float) and math.isfinite(value)
+            # a value that is no finite number is a fault of the input, not an absence: the value rules on
+            # the sensor fire at their severity, and clear with the next good value inside their limits
+            bad = not good and is_bad_value(value) and reading.quality is not Quality.STALE
             with self._lock:
                 for check in checks:
                     if isinstance(check.rule, StaleRule):
                         if good:
                             check.last_ok = at
                         continue
+                    if bad:
+                        self._set(check, True, f"bad value {value} (not a finite number)", received_ns)
                     if not good:
                         continue
                     assert isinstance(value, int | float)

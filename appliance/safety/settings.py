@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.tomlfile import key_name
 from hal.gpio.factory import GPIO_BACKENDS
 
 # key: (least, most, default)
@@ -74,7 +75,7 @@ def read_settings(raw: Mapping[str, Any], source: str) -> SupervisorSettings:
         raise SettingsError([f"{source}: safety: expected a table"])
     problems: list[str] = []
     known = {*LIMITS, *CHOICES, *RUNTIME_KEYS, "socket", "stop_line"}
-    problems += [f"safety.{key}: unknown key" for key in section if key not in known]
+    problems += [f"safety.{key_name(key)}: unknown key" for key in section if key not in known]
     numbers = {key: _number(section, key, problems) for key in LIMITS}
     choices = {key: _choice(section, key, CHOICES[key], problems) for key in CHOICES}
     socket = section.get("socket", DEFAULT_SOCKET)
@@ -128,7 +129,7 @@ def _stop_line(table: object, problems: list[str]) -> StopLine | None:
         problems.append('safety.stop_line: expected a table such as { gpio = "gpiod", line = 17 }')
         return None
     problems += [
-        f"safety.stop_line.{key}: unknown key"
+        f"safety.stop_line.{key_name(key)}: unknown key"
         for key in table
         if key not in {*line_choices(), "line", "chip"}
     ]

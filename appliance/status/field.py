@@ -26,6 +26,14 @@ class ModbusStatus(ServiceStatus):
     failures: Annotated[
         dict[str, int], Metric("appliance_modbus_failures_total", "Failures by kind.", by="kind")
     ]
+    bad_values: Annotated[
+        dict[str, int],
+        Metric(
+            "appliance_modbus_bad_values_total",
+            "Values that were no finite number, by channel.",
+            by="channel",
+        ),
+    ] = {}
     connection_drops: int
     last_failure: str | None
     last_poll_ms: Annotated[
@@ -48,6 +56,13 @@ class BusStatus(ServiceStatus):
         int, Metric("appliance_bus_garbage_bytes_total", "Bytes on the bus that fit no frame.")
     ]
     reopens: Annotated[int, Metric("appliance_bus_reopens_total", "Times the bus's port was reopened.")]
+    resync_cutoffs: Annotated[
+        int,
+        Metric(
+            "appliance_bus_resync_cutoffs_total",
+            "Times the bus stopped waiting for a quiet line after a bad answer (a device keeps sending).",
+        ),
+    ] = 0
     busy_s: Annotated[
         float, Metric("appliance_bus_busy_seconds_total", "Time the bus spent in transactions.")
     ]
@@ -68,3 +83,11 @@ class SerialStatus(ServiceStatus):
     ]
     reconnects: Annotated[int, Metric("appliance_serial_reconnects_total", "Times the line was reopened.")]
     stale: list[str]
+    bad_values: Annotated[
+        dict[str, int],
+        Metric(
+            "appliance_serial_bad_values_total",
+            "Values that were no finite number, by channel.",
+            by="channel",
+        ),
+    ] = {}

@@ -14,7 +14,7 @@ class FailureKind(enum.StrEnum):
     EXCEPTION = "exception"  # the device answered with a Modbus exception code
     BAD_RESPONSE = "bad_response"  # an answer that does not fit the request
     BAD_CRC = "bad_crc"  # RTU: a frame whose checksum does not match
-    BACKED_OFF = "backed_off"  # RTU: not asked, the slave is resting after timeouts
+    BACKED_OFF = "backed_off"  # RTU: not asked, the slave is resting after failing to answer
 
 
 class ReadFailure(Exception):

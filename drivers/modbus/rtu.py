@@ -1,7 +1,9 @@
 """Modbus RTU: one master per serial line. A single thread owns the port and runs every transaction of
 every slave on the line in turn, writes first; it keeps the inter-frame silence (3.5 characters, 1.75 ms
 above 19200 baud), sizes each timeout from the frame lengths at the line's baud rate plus the slave's
-turnaround, and rests a slave that stops answering so it cannot stall the others.
+turnaround, and rests a slave that stops answering so it cannot stall the others. It finds each answer
+among whatever else the line carries and bounds every transaction in time and bytes, so a babbling device
+cannot hold the line either.
 
 Frames are built and parsed with pymodbus's PDU classes and RTU CRC (rtu_frames.py); the port I/O and its
 timing are ours, because they are what an RS-485 line needs and a general client does not give.
@@ -21,18 +23,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import serial
-from pymodbus.framer import FramerRTU
 
 from drivers.backoff import Backoff
 from drivers.modbus.errors import FailureKind, ReadFailure
 from drivers.modbus.planner import Block
-from drivers.modbus.rtu_frames import decode_answer, request_frame, response_length
+from drivers.modbus.rtu_frames import (
+    decode_answer,
+    find_answer,
+    missing_bytes,
+    no_answer,
+    request_frame,
+    response_length,
+)
 from drivers.serial.format import SerialFormat
 from drivers.worker import Worker
 
 log = logging.getLogger(__name__)
 
 RTU_FORMAT = SerialFormat(19200)  # the usual RTU line, 19200 8N1
+# failures after which a slave counts as not answering: nothing, or nothing that was an answer
+_UNANSWERED = (FailureKind.TIMEOUT, FailureKind.BAD_CRC, FailureKind.BAD_RESPONSE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +82,16 @@ class Priority(enum.IntEnum):
 
 @dataclass
 class _SlaveState:
-    rest: Backoff  # how long a slave that keeps timing out rests: growing, afresh once it answers
-    timeouts_in_row: int = 0
+    rest: Backoff  # how long a slave that keeps failing to answer rests: growing, afresh once it answers
+    failures_in_row: int = 0
     rest_until: float = 0.0
 
 
 class RtuBus:
     """The master of one line. `submit()` is thread-safe; answers come back as futures."""
 
-    rest_after_timeouts = 2  # consecutive timeouts before a slave is rested
+    rest_after_failures = 2  # consecutive transactions without an answer before a slave is rested
+    max_heard_bytes = 1024  # in one transaction: a flood (a babbler on an unpaced adapter) is cut off here
     rest_initial_s = 1.0
     rest_max_s = 30.0
 
@@ -95,7 +106,7 @@ class RtuBus:
             f"rtu:{settings.url}", self._run, join_s=2.0, wake=lambda: self._jobs.put((-1, -1, None))
         )
         self._last_activity = 0.0  # monotonic time the line last went quiet
-        self.counts: dict[str, int] = {"transactions": 0, "garbage_bytes": 0, "reopens": 0}
+        self.counts = {"transactions": 0, "garbage_bytes": 0, "reopens": 0, "resync_cutoffs": 0}
         self.busy_s = 0.0
 
     def start(self) -> None:
@@ -114,7 +125,7 @@ class RtuBus:
         state = self._slave(unit)
         if priority is Priority.POLL and time.monotonic() < state.rest_until:
             job.future.set_exception(
-                ReadFailure(FailureKind.BACKED_OFF, f"unit {unit} resting after timeouts")
+                ReadFailure(FailureKind.BACKED_OFF, f"unit {unit} resting: no answer lately")
             )
             return job.future
         self._jobs.put((job.priority, next(self._order), job))
@@ -168,7 +179,7 @@ class RtuBus:
         try:
             self._wait_silence()
             port.timeout = 0  # only what is already there
-            if stale := port.read(4096):  # bytes nobody asked for: a late answer, noise
+            if stale := port.read(4096):  # bytes nobody asked for: a late answer, noise, a babbler
                 self.counts["garbage_bytes"] += len(stale)
             port.write(job.frame)
             port.flush()
@@ -179,16 +190,16 @@ class RtuBus:
             self._close_port()
             raise ReadFailure(FailureKind.DISCONNECTED, f"{self.settings.url}: {exc}") from exc
         except ReadFailure as failure:
-            if failure.kind is FailureKind.TIMEOUT:
-                state.timeouts_in_row += 1
-                if state.timeouts_in_row >= self.rest_after_timeouts:
+            if failure.kind in _UNANSWERED:
+                state.failures_in_row += 1
+                if state.failures_in_row >= self.rest_after_failures:
                     state.rest_until = time.monotonic() + state.rest.next()
             raise
         finally:
             if not answered:
                 self._last_activity = time.monotonic()  # after a timeout or a bad frame: quiet from now
             self.counts["transactions"] += 1
-        state.timeouts_in_row = 0
+        state.failures_in_row = 0
         state.rest.reset()
         return answer
 
@@ -204,49 +215,56 @@ class RtuBus:
             time.sleep(gap)
 
     def _read_answer(self, port: serial.SerialBase, job: _Job, sent: float) -> bytes:
-        """Read one answer frame: exception frames are 5 bytes, normal ones `job.expect`."""
-        deadline = sent + self.settings.wire_time_s(len(job.frame)) + job.timeout_s
+        """The answer among what the line brings: bytes around it are garbage, counted and skipped. Done
+        when a whole answer with a bad CRC is followed by a silence (a bad answer, over), at the deadline
+        (moved once for the rest of an answer under way), or at `max_heard_bytes`: however busy a babbler
+        keeps the line, never later."""
+        s = self.settings
+        deadline = sent + s.wire_time_s(len(job.frame)) + job.timeout_s
         buf = bytearray()
-        need = job.expect
-        while len(buf) < need:
+        quiet = late = False  # the line fell silent after a bad answer; the deadline was moved
+        while (found := find_answer(buf, job.frame, job.expect)) is None:
+            missing = missing_bytes(buf, job.frame, job.expect)
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                if buf:
-                    self.counts["garbage_bytes"] += len(buf)
-                    raise ReadFailure(
-                        FailureKind.BAD_RESPONSE,
-                        f"unit {job.unit}: answer cut short ({len(buf)} of {need} bytes)",
-                    )
+            if remaining <= 0 and not late and missing > 0:
+                # an answer under way, made late by babble ahead of it on the line: let its rest come
+                late, remaining = True, s.wire_time_s(missing) + s.silence_s
+                deadline = time.monotonic() + remaining
+            if remaining <= 0 or len(buf) >= self.max_heard_bytes:
+                break
+            over = missing == 0  # a whole answer is here, and bad: wait one silence for anything more
+            port.timeout = min(remaining, s.silence_s if over else max(s.char_time_s * 2, 0.001))
+            chunk = port.read(max(missing, job.expect - len(buf), 1))
+            if not chunk and over and port.timeout >= s.silence_s:
+                quiet = True
+                break
+            buf += chunk
+        if found is None:
+            self.counts["garbage_bytes"] += len(buf)
+            if not buf:
                 raise ReadFailure(
                     FailureKind.TIMEOUT, f"unit {job.unit}: no answer in {job.timeout_s * 1000:.1f} ms"
                 )
-            port.timeout = min(remaining, max(self.settings.char_time_s * 2, 0.001))
-            buf += port.read(need - len(buf))
-            if len(buf) >= 2 and buf[1] & 0x80:
-                need = 5
+            if not quiet:  # the rest of a bad answer, if it is one, before the next request
+                self._resync(port, s.wire_time_s(job.expect) + s.silence_s)
+            raise no_answer(buf, job.frame, job.expect)
+        start, end = found
+        self.counts["garbage_bytes"] += len(buf) - (end - start)
         self._last_activity = time.monotonic()  # the line went quiet now; silence counts from here
-        frame = bytes(buf[:need])
-        self._check(job, frame)
-        return frame
+        return bytes(buf[start:end])
 
-    def _check(self, job: _Job, frame: bytes) -> None:
-        crc = int.from_bytes(frame[-2:], "big")
-        if not FramerRTU.check_CRC(frame[:-2], crc):
-            self._resync()
-            raise ReadFailure(FailureKind.BAD_CRC, f"unit {job.unit}: CRC mismatch in {frame.hex()}")
-        if frame[0] != job.unit or frame[1] & 0x7F != job.frame[1]:
-            self._resync()
-            raise ReadFailure(
-                FailureKind.BAD_RESPONSE,
-                f"unit {job.unit}: answer is for unit {frame[0]} function {frame[1]}",
-            )
-
-    def _resync(self) -> None:
-        """After a bad frame, swallow bytes until the line has been quiet for one silence."""
-        assert self._port is not None
-        self._port.timeout = self.settings.silence_s
-        while chunk := self._port.read(4096):
+    def _resync(self, port: serial.SerialBase, most_s: float) -> None:
+        """Swallow bytes until the line has been quiet for one silence, for at most `most_s`: a device that
+        never stops sending cannot hold the bus thread here (counted in `resync_cutoffs`)."""
+        s = self.settings
+        end = time.monotonic() + most_s
+        while (left := end - time.monotonic()) > 0:
+            port.timeout = min(s.silence_s, left)
+            chunk = port.read(4096)
+            if not chunk and port.timeout >= s.silence_s:
+                return
             self.counts["garbage_bytes"] += len(chunk)
+        self.counts["resync_cutoffs"] += 1
 
 
 class ModbusRtuClient:

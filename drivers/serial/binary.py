@@ -17,7 +17,6 @@ ETX and CRC all agree.
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -182,9 +181,8 @@ class BinaryFramer:
         values: dict[str, float] = {}
         for channel_id, raw in PAIR.iter_unpack(frame[2:-3]):
             channel = self._by_id.get(channel_id)
-            if not math.isfinite(raw):
-                # sensors send NaN for "probe missing"; a value that is not a number is not a reading
-                return FrameError(ErrorKind.BAD_NUMBER, f"channel {channel_id} sent {raw}: {preview(frame)}")
+            # sensors send NaN for "probe missing": it is delivered as it came, for its channel alone (the
+            # other channels of the frame are good), and the appliance marks it a bad value
             if channel is None:
                 values[f"ch{channel_id}"] = raw
             else:

@@ -254,6 +254,19 @@ def test_rs485_garbage_rising() -> None:
     assert "12 bytes of garbage" in insight["message"] and "termination" in insight["advice"]
 
 
+def test_values_that_are_no_finite_number_rising() -> None:
+    health, status = Health(), healthy(T0)
+    health.assess(status, T0)
+    status["services"]["serial:air"]["bad_values"] = {"temperature": 3}
+    status["services"]["modbus:press-1"]["bad_values"] = {"oil_temperature": 1}
+    insights = by_id(health.assess(status, T0 + 1))
+    assert insights["bad-values:air"]["message"] == (
+        "Device air sent 3 non-finite values (inf or nan) in the last minute (so far: temperature 3)."
+    )
+    assert "a missing probe reads NaN" in insights["bad-values:air"]["advice"]
+    assert insights["bad-values:press-1"]["message"].startswith("Device press-1 sent 1 non-finite value (inf")
+
+
 def test_a_service_not_running_and_one_restarting() -> None:
     health, status = Health(), healthy(T0)
     health.assess(status, T0)

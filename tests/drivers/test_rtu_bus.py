@@ -28,9 +28,13 @@ def answer(unit: int) -> bytes:
 
 
 class FakeLine:
-    """A slave end on a pty: answers units in `alive`, records (time, unit) of every request it sees."""
+    """A slave end on a pty: answers units in `alive` (those in `corrupt` with a bad CRC), records (time,
+    unit) of every request it sees; `babble(gap_s)` sends a random byte every `gap_s`, unasked."""
 
     def __init__(self, alive: set[int], delay_s: float = 0.0) -> None:
+        self.corrupt: set[int] = set()
+        self.noise = b""  # sent ahead of every answer, as a transceiver turning on may
+        self.babbling = threading.Event()
         self.master, slave = os.openpty()
         tty.setraw(slave)
         self.slave = slave
@@ -57,11 +61,27 @@ class FakeLine:
                 self.seen.append((time.monotonic(), frame[0]))
                 if frame[0] in self.alive:
                     time.sleep(self.delay_s)
-                    os.write(self.master, answer(frame[0]))
+                    reply = self.noise + answer(frame[0])
+                    os.write(
+                        self.master,
+                        reply[:-1] + bytes([reply[-1] ^ 0xFF]) if frame[0] in self.corrupt else reply,
+                    )
+
+    def babble(self, gap_s: float) -> None:
+        def run() -> None:
+            while not self.stop.is_set():
+                os.write(self.master, os.urandom(1))
+                time.sleep(gap_s)
+
+        self.babbling.set()
+        self.babbler = threading.Thread(target=run, daemon=True)
+        self.babbler.start()
 
     def close(self) -> None:
         self.stop.set()
         self.thread.join(2)
+        if self.babbling.is_set():
+            self.babbler.join(2)
         os.close(self.master)
         os.close(self.slave)
 
@@ -137,5 +157,69 @@ def test_a_dead_slave_times_out_fast_then_rests(line: FakeLine) -> None:
             timeout=5
         ) == answer(1)
         assert bus.status()["resting_units"] == [3]
+    finally:
+        bus.stop()
+
+
+def poll(bus: RtuBus, unit: int) -> bytes:
+    return bus.submit(unit, request_frame(unit, BLOCK), response_length(BLOCK), 0.02).result(timeout=5)
+
+
+@pytest.mark.realtime("a babbling RTU device cannot hold the bus: each transaction ends in bounded time")
+def test_a_babbler_cannot_hold_the_bus_in_resynchronisation(line: FakeLine) -> None:
+    """A byte every 0.5 ms never leaves the 1.8 ms of silence that would end a resynchronisation: the bus
+    finds good answers among the garbage, and gives up on a bad one within its deadline and one frame."""
+    settings = RtuBusSettings(line.path, SerialFormat(19200))
+    bus = RtuBus(settings)
+    bus.start()
+    line.corrupt.add(2)
+    line.babble(0.0005)
+    try:
+        assert poll(bus, 1) == answer(1)  # found among the babble
+        began = time.monotonic()
+        with pytest.raises(ReadFailure) as caught:
+            poll(bus, 2)
+        took = time.monotonic() - began
+        assert caught.value.kind is FailureKind.BAD_CRC, caught.value
+        # the deadline (wire time, 20 ms turnaround, silences), one more answer's worth, a little slack
+        assert took < 0.035 + settings.wire_time_s(9) + settings.silence_s + 0.05, took
+        assert [poll(bus, u) for u in (1, 3, 1)] == [answer(1), answer(3), answer(1)]
+        status = bus.status()
+    finally:
+        bus.stop()
+    assert status["garbage_bytes"] > 0
+    assert status["resync_cutoffs"] >= 1
+
+
+def test_garbage_around_an_answer_is_skipped_and_counted(line: FakeLine) -> None:
+    bus = RtuBus(RtuBusSettings(line.path, SerialFormat(19200)))
+    bus.start()
+    try:
+        assert poll(bus, 1) == answer(1)  # the port is open (opening it empties its input)
+        os.write(line.master, b"\x01\x03\xff")  # a lookalike start, before the request is even sent
+        line.noise = b"\x00\x01\x03"  # and after it, ahead of the answer
+        assert poll(bus, 1) == answer(1)
+        assert bus.status()["garbage_bytes"] == 6
+    finally:
+        bus.stop()
+
+
+def test_a_flood_is_cut_off_and_the_slave_behind_it_rested(line: FakeLine) -> None:
+    """An unpaced adapter can bring bytes faster than any baud rate: a transaction hears at most
+    `max_heard_bytes`, and a unit that never answers among them is rested like a silent one."""
+    bus = RtuBus(RtuBusSettings(line.path, SerialFormat(19200)))
+    bus.start()
+    line.alive.discard(3)
+    line.babble(0)  # as fast as the pty takes it
+    try:
+        for _ in range(bus.rest_after_failures):
+            began = time.monotonic()
+            with pytest.raises(ReadFailure) as caught:
+                poll(bus, 3)
+            assert caught.value.kind is FailureKind.BAD_RESPONSE
+            assert time.monotonic() - began < 0.5
+        with pytest.raises(ReadFailure) as rested:
+            poll(bus, 3)
+        assert rested.value.kind is FailureKind.BACKED_OFF
     finally:
         bus.stop()

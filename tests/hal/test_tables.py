@@ -196,3 +196,16 @@ def test_this_machine_is_reported_as_what_it_is_with_a_plan_for_what_was_found()
         BackendKind.XNNPACK,
         BackendKind.CPU,
     ]
+
+
+def test_a_tree_whose_files_never_end_is_read_within_a_bound(tmp_path: Path) -> None:
+    """`appliance hal --root` reads whatever tree it is pointed at: /dev/zero or a FIFO with no writer in
+    place of a /proc file gives a bounded read or nothing, never a hang or the whole memory."""
+    root = tree(tmp_path, {"/proc/device-tree/model": "Raspberry Pi 4 Model B Rev 1.4\0"})
+    (root / "proc/cpuinfo").symlink_to("/dev/zero")
+    os.mkfifo(root / "proc/meminfo")
+    sysroot = SysRoot(root)
+    cpuinfo = sysroot.text("/proc/cpuinfo")
+    assert cpuinfo is not None and len(cpuinfo) == SysRoot.MAX_BYTES
+    assert sysroot.text("/proc/meminfo") in ("", None)
+    assert detect(root).board.model == "Raspberry Pi 4 Model B Rev 1.4"

@@ -135,3 +135,27 @@ def test_an_unplugged_adapter_is_reconnected(sensors: tuple[ApplianceProcess, in
         timeout=20,
     )
     assert service(after, "box")["state"] == "open"
+
+
+def test_1e999_from_a_sensor_trips_the_rule_on_it_instead_of_being_skipped(tmp_path: Path) -> None:
+    """A well-formed sentence whose temperature is `1e999`: a fault of the input, so the critical threshold
+    rule on it trips the line at once; counted and shown on its device. A binary frame's inf likewise."""
+    control = free_port()
+    path = tmp_path / "appliance.toml"
+    rule = '[[safety.rules]]\ntype = "threshold"\nname = "{0} too hot"\nsensor = "{0}.temperature"\n'
+    safety = '[safety]\nstop_line = { gpio = "mock", line = "STOP" }\n'
+    safety += "".join(rule.format(device) + "above = 80.0\n" for device in ("air", "box"))
+    path.write_text(config(tmp_path, control) + safety)
+    app = start_appliance(path, tmp_path / "data")
+    try:
+        app.wait_for(lambda s: s["estop"]["state"] == "ok" and len(s["sensors"]) == 6)
+        post(control, "/serial", {"target": "air", "action": "overrange"})
+        status = app.wait_for(lambda s: s["estop"]["state"] == "tripped")
+        assert status["estop"]["reason"].endswith("air too hot: bad value inf (not a finite number)")
+        assert service(status, "air")["bad_values"] == {"temperature": 1}
+        post(control, "/serial", {"target": "box", "action": "overrange"})
+        status = app.wait_for(lambda s: service(s, "box")["bad_values"] == {"temperature": 1})
+        assert service(status, "box")["errors"].get("bad_number", 0) == 0  # the frame's other values came
+        assert service(status, "air")["errors"].get("bad_number", 0) == 0
+    finally:
+        app.close()

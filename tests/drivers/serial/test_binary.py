@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 
 import pytest
@@ -92,11 +93,13 @@ def test_a_frame_cut_by_the_next_one_is_truncated() -> None:
     assert kinds(out) == [ErrorKind.TRUNCATED, Frame({"humidity": 3.0})]
 
 
-def test_non_finite_value_is_a_bad_number() -> None:
-    body = bytes([5]) + struct.pack("<Bf", 1, float("nan"))
-    (error,) = framer().feed(with_crc(body))
-    assert isinstance(error, FrameError)
-    assert error.kind is ErrorKind.BAD_NUMBER
+def test_a_non_finite_value_is_delivered_for_its_channel_alone() -> None:
+    """A probe's NaN is that channel's news (the appliance marks it a bad value), not a bad frame that
+    would cost the other channels their good values."""
+    body = bytes([10]) + struct.pack("<Bf", 1, float("nan")) + struct.pack("<Bf", 2, float("inf"))
+    (frame,) = framer().feed(with_crc(body))
+    assert isinstance(frame, Frame)
+    assert math.isnan(frame.values["temperature"]) and frame.values["pressure"] == math.inf
 
 
 def test_resynchronises_mid_stream() -> None:
