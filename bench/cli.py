@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         default="",
         metavar="SECTION[,SECTION]",
-        help="run only these sections (qc, modbus, safety, store, sync, runtime); default: all",
+        help="run only these sections (qc, modbus, safety, store, sync, runtime, security); default: all",
     )
     upstream = commands.add_parser(
         "upstream",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from appliance.config.base import Settings
 from appliance.config.camera import CameraSettings
@@ -53,6 +53,23 @@ class EvidenceSettings(Settings):
         return value
 
 
+def _check_label(value: str) -> str:
+    """A label names evidence files (appliance/qc/evidence_files.py): no folder part, nothing hidden, no
+    control characters, short enough for a file name with its time stamp and frame number."""
+    if (
+        value.startswith(".")
+        or any(c in value for c in "/\\")
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
+        raise ValueError(
+            f"{value!r}: a class name may not start with '.' or hold '/', '\\' or control characters"
+        )
+    return value
+
+
+Label = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_check_label)]
+
+
 class DetectionSettings(Settings):
     """Which output holds what, for an SSD-style model (TFLite's post-processing order by default)."""
 
@@ -66,7 +83,7 @@ class QcSettings(Settings):
     """A camera, a LiteRT model and what its classes mean."""
 
     model: Annotated[str, Field(min_length=1)]  # .tflite, relative to the config file
-    labels: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]  # in output order
+    labels: Annotated[list[Label], Field(min_length=1)]  # in output order
     color: Literal["rgb", "bgr"] = "rgb"  # channel order the model was trained on
     resize: Literal["area", "linear"] = "area"  # interpolation when scaling frames to the input size
     input_range: Annotated[list[float], Field(min_length=2, max_length=2)] = [0.0, 1.0]  # for pixels 0, 255

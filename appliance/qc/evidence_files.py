@@ -35,12 +35,16 @@ def is_ours(seen: os.stat_result) -> bool:
 def read_evidence(folder: Path, name: str) -> bytes | None:
     """The content of evidence file `name` in `folder`, or None if it is not evidence the store wrote
     (opened without following a link, and without waiting on a FIFO; checked on the open file)."""
-    if not is_evidence_name(name):
-        return None
+    return read_own_file(folder / name) if is_evidence_name(name) else None
+
+
+def read_own_file(path: Path) -> bytes | None:
+    """The content of `path` if it is a regular file of ours (not a link, not over MAX_EVIDENCE_BYTES),
+    else None: missing, a link (ELOOP), a FIFO (never waited on), another user's."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
     try:
-        fd = os.open(folder / name, flags)
-    except OSError:  # missing, a link (ELOOP), not readable
+        fd = os.open(path, flags)
+    except OSError:
         return None
     try:
         seen = os.fstat(fd)

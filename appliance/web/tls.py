@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from appliance.ops.secrets import create_secret
+
 FOLDER = "https"
 CERT, KEY = "cert.pem", "key.pem"
 VALID_DAYS = 3650  # a box on a factory floor outlives short certificates; browsers warn either way
@@ -44,10 +46,12 @@ def self_signed(data_dir: Path, device: str, listen_host: str) -> tuple[Path, Pa
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    for old in (key, cert):  # half a pair, or links someone planted: replaced, never written through
+        old.unlink(missing_ok=True)
+    create_secret(key, pem)
+    fd = os.open(cert, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     with os.fdopen(fd, "wb") as out:
-        out.write(pem)
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        out.write(certificate.public_bytes(serialization.Encoding.PEM))
     return cert, key, True
 
 

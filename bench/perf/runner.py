@@ -13,7 +13,7 @@ from typing import Any
 from bench.harness.ports import free_port
 from bench.models.mobilenet_builder import mobilenet_v2_like
 from bench.models.tflite_builder import write
-from bench.perf import modbus, qc, runtime, safety, store, sync
+from bench.perf import modbus, qc, runtime, safety, security, store, sync
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 DEMO_LABELS = ["ok", "scratch", "missing_hole", "crack", "stain", "misplaced"]
@@ -39,6 +39,9 @@ GOALS = {  # ratio key: (comparison, goal) the product's goals (docs/bench.md)
     "start_s_p99": ("<=", 2.0),
     "records_lost_on_stop": ("<=", 0),
     "flash_bytes_per_reading": ("<=", 64.0),
+    "login_attempts_per_min_max": ("<=", 10),
+    "rss_growth_mb_under_abuse": ("<=", 20.0),
+    "healthy_poll_rate_with_babbler": (">=", 0.90),
 }
 
 
@@ -49,6 +52,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "store": store.run,
     "sync": sync.run,
     "runtime": runtime.run,
+    "security": security.run,
 }
 
 

@@ -303,3 +303,17 @@ def test_a_live_stream_ends_when_its_session_logs_out(admin: tuple[AdminCredenti
             await server.stop()
 
     asyncio.run(run())
+
+
+def test_a_self_signed_key_is_never_written_through_a_planted_link(tmp_path: Path) -> None:
+    """With the certificate missing, the key was rewritten in place: through a link, into its target."""
+    (tmp_path / "https").mkdir()
+    target = tmp_path / "elsewhere"
+    target.write_text("someone else's file\n")
+    (tmp_path / "https" / "key.pem").symlink_to(target)
+    (tmp_path / "https" / "cert.pem").symlink_to(tmp_path / "also-elsewhere")
+    cert, key, made = self_signed(tmp_path, "box", "127.0.0.1")
+    assert made and not key.is_symlink() and not cert.is_symlink()
+    assert target.read_text() == "someone else's file\n"
+    assert not (tmp_path / "also-elsewhere").exists()
+    assert (key.stat().st_mode & 0o777) == 0o600

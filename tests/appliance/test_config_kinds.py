@@ -59,3 +59,15 @@ def test_the_gpio_backends_and_transports_are_the_registries() -> None:
     assert problems('[sync]\nupstream = { type = "kafka" }\n') == [
         "t.toml: sync.upstream.type: unknown type 'kafka'; known types: 'mqtt', 'https'"
     ]
+
+
+@pytest.mark.parametrize("label", ["../../x", "a/b", "back\\slash", ".hidden", "tab\there", "x" * 65])
+def test_a_label_that_cannot_name_an_evidence_file_is_refused(label: str) -> None:
+    """Labels go into evidence file names: one with a slash wrote a reject's frame into another folder."""
+    text = f'[qc]\nmodel = "m.tflite"\nlabels = ["ok", {tomllib_string(label)}]\n'
+    (line,) = problems(text + 'camera = { type = "file", uri = "x.mp4" }\n')
+    assert line.startswith("t.toml: qc.labels[1]: "), line
+
+
+def tomllib_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t") + '"'

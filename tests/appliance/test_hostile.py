@@ -76,7 +76,8 @@ def test_password_checks_give_their_memory_back(box: ApplianceProcess) -> None:
     before = hostile.rss_mb(box.proc.pid)
     for i in range(8):  # 4 addresses, within each one's limit and the box's budget
         source = f"127.0.3.{i % 4 + 1}"
-        assert raw_http.request(box.url, "/api/v1/login", "POST", headers, wrong_login(), source).status == 401
+        answer = raw_http.request(box.url, "/api/v1/login", "POST", headers, wrong_login(), source)
+        assert answer.status == 401
     grown = hostile.rss_mb(box.proc.pid) - before
     assert grown < 8, f"the runtime grew by {grown:.0f} MB"
 

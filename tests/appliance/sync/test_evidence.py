@@ -168,6 +168,27 @@ def test_a_class_with_only_lost_files_moves_past_them_and_reports_them_next(tmp_
     assert (header.seq, header.first_id, header.thinned, rows[0][4]) == (1, 6, 2, "c.jpg")
 
 
+def test_a_link_planted_in_the_folder_is_never_sent_upstream(tmp_path: Path) -> None:
+    """The packer read an event's file through a link: whatever it pointed at went upstream."""
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    secret = tmp_path / "elsewhere"
+    secret.write_bytes(b"not evidence")
+    (folder / "a.thumb.jpg").symlink_to(secret)
+    (folder / "b.thumb.jpg").write_bytes(b"\xff\xd8 b")
+    events = [defect(time.time(), "a"), defect(time.time(), "b")]
+
+    def work(store: Store, packer: BatchPacker) -> Any:
+        packer.clock = clock = Clock()
+        assert packer.pack("evidence", Priority.IMPORTANT, 100, 1 << 20, 19) is None  # as if on its way
+        clock.now += EVIDENCE_WAIT_S + 1
+        return packer.pack("evidence", Priority.IMPORTANT, 100, 1 << 20, 19)
+
+    batch = with_store(tmp_path, events, work, ClassSettings())
+    header, rows = decode(batch.payload)
+    assert (header.thinned, [(r[4], r[6]) for r in rows]) == (1, [("b.thumb.jpg", b"\xff\xd8 b")])
+
+
 def test_the_receiver_keeps_the_files_it_gets(tmp_path: Path) -> None:
     rows: list[EvidenceRow] = [
         (4, 1795324474.5, 2, "thumbnail", "x.thumb.jpg", "image/jpeg", b"\xff\xd8thumb"),
