@@ -27,6 +27,7 @@ from appliance.config.loader import DEFAULT_CONFIG, ConfigError, load_config
 from appliance.safety.settings import SettingsError, read_settings
 from appliance.tomlfile import MAX_CONFIG_BYTES, MAX_DEPTH
 from bench.config import load_bench_config
+from tests.appliance.test_config import check_config as subprocess_check
 from tests.conftest import ROOT
 
 TempPaths = pytest.TempPathFactory
@@ -82,17 +83,6 @@ def checked(path: Path) -> tuple[int, list[str]]:
         assert len(line) <= LONGEST_LINE, line[:200]
         assert "Traceback" not in line
     return code, lines
-
-
-def subprocess_check(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "appliance", "check-config", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-        timeout=60,
-    )
 
 
 scalars = (
