@@ -53,11 +53,11 @@ def _qc(quick: bool) -> dict[str, Any]:
 
 STOPS = ("stop_s_max", "stop_s_p99", "start_s_p99", "records_lost_on_stop")
 SECTIONS: dict[str, Section] = {
-    "qc": Section(_qc, {"pipeline_over_raw_p50": ("<=", 1.10), "fps_over_raw": (">=", 0.95)}, (LITERT,)),
+    "qc": Section(_qc, {"pipeline_over_raw_p50": ("<=", 1.05), "fps_over_raw": (">=", 1.0)}, (LITERT,)),
     "modbus": Section(
         lambda quick: modbus.run(quick, free_port()),
         {
-            "tcp_regs_over_bare": (">=", 0.90),
+            "tcp_regs_over_bare": (">=", 0.95),
             "requests_over_optimal": ("<=", 1.00),
             "rtu_cycle_over_floor": ("<=", 1.05),
         },
@@ -65,7 +65,8 @@ SECTIONS: dict[str, Section] = {
     "safety": Section(
         safety.run,
         {
-            "trip_latency_p99_ms": ("<=", 1.0),
+            "trip_latency_p99_ms": ("<=", 0.5),
+            "trip_over_baseline_p99": ("<=", 2.0),
             "fault_drops_ok": (">=", 1.0),
             "trip_latency_rule_p99_ms": ("<=", 2.0),
             "trip_latency_qc_p99_ms": ("<=", 2.0),
@@ -81,7 +82,7 @@ SECTIONS: dict[str, Section] = {
     "store": Section(store.run, {"ingest_over_raw": (">=", 0.85)}),
     "sync": Section(
         sync.run,
-        {"bytes_over_gzip_json": ("<=", 0.30), "delivered_unique_over_produced": (">=", 1.0)},
+        {"bytes_over_gzip_json": ("<=", 0.20), "delivered_unique_over_produced": (">=", 1.0)},
         (MOSQUITTO,),
         (Part("delivered_unique_over_produced: the flapping link", (ROOT, IPROUTE2), quick=False),),
     ),
