@@ -2,7 +2,7 @@
 writes to its storage, on the whole bench world of examples/bench.toml.
 
 - rss_mb, startup_s, first_decision_s: runtime_footprint.py;
-- stop_s_max, stop_s_p99: from SIGTERM to the exit, over 500 stops (25 with `--quick`) at the stop
+- stop_s_max, stop_s_p99: from SIGTERM to the exit, over 500 stops (10 with `--quick`) at the stop
   harness's moments (stops.py: while starting, running, just after a commit, during a camera reconnect,
   with the broker down), under two busy loops on every core;
 - start_s_p99: from the spawn to the first status answer, over the runs that got that far, under that load;
@@ -28,7 +28,7 @@ from bench.perf.flash import flash_window
 from bench.perf.needs import MOSQUITTO, PGREP
 from bench.perf.stops import StopRun, stop_runs
 
-RUNS, QUICK_RUNS = 500, 25
+RUNS, QUICK_RUNS = 500, 10  # --quick: each moment twice
 RUN_S = 8.0  # the load outlasts this many seconds a run at most
 FLASH_S, QUICK_FLASH_S = 90.0, 30.0  # the flash window, at least; it ends at the store's next flush
 

@@ -22,7 +22,7 @@ from typing import Any
 from bench.harness.watched import QuietRun
 
 STARTS, QUICK_STARTS = 5, 3
-SETTLE_S, QUICK_SETTLE_S = 30.0, 10.0  # after the first decision: the feature windows, caches, sync
+SETTLE_S, QUICK_SETTLE_S = 30.0, 5.0  # after the first decision: the feature windows, caches, sync
 DECISION_WAIT_S = 60.0
 GOALS = {"rss_mb": "MB", "startup_s": "s", "first_decision_s": "s"}
 
@@ -34,15 +34,16 @@ def _status_mb(pid: int) -> dict[str, float]:
 
 
 def _children_mb(pid: int) -> dict[str, float]:
-    """VmRSS of each child of `pid`, by what it runs (`bench sim`, `appliance safety`)."""
+    """VmRSS of each child of `pid`, named by what it runs and its pid: "bench sim (1234)"."""
     found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != pid:
                 continue
             args = (stat.parent / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            name = " ".join(args[2:4]) if len(args) > 3 and args[1] == "-m" else Path(args[0]).name
-            found[name] = _status_mb(int(stat.parent.name))["VmRSS"]
+            at = args.index("-m") + 1 if "-m" in args else 0  # python [-P] -m bench sim ...
+            name = " ".join(args[at : at + 2]) if at else Path(args[0]).name
+            found[f"{name} ({stat.parent.name})"] = _status_mb(int(stat.parent.name))["VmRSS"]
         except (OSError, IndexError, KeyError, ValueError):
             continue  # ended meanwhile
     return found
