@@ -1,13 +1,16 @@
 """`appliance run` on the whole bench world, watched from outside: spawned without waiting, its status polled
 (the first answer times its start), and stopped by SIGTERM with the stop timed. The stop harness
-(bench/perf/stops.py) and the flash window (bench/perf/runtime.py) measure with it."""
+(bench/perf/stops.py), the flash window (bench/perf/flash.py) and the runtime's footprint
+(bench/perf/runtime_footprint.py) measure with it."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,3 +78,26 @@ class Run:
             self.proc.wait()
             code = None
         return time.monotonic() - signalled, code
+
+
+class QuietRun(Run):
+    """A run whose log goes to a pipe rather than a file on the disk being measured (a box logs to the
+    journal, another process); the pipe is drained, its tail kept for an error (and written to the log
+    file once stopped)."""
+
+    def __init__(self, folder: Path, broker: bool) -> None:
+        super().__init__(folder, broker, stderr=subprocess.PIPE)
+        self.tail: collections.deque[str] = collections.deque(maxlen=50)
+        self._drain = threading.Thread(target=self._read, daemon=True)
+        self._drain.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.tail.append(line.decode(errors="replace"))
+
+    def stop(self) -> tuple[float, int | None]:
+        result = super().stop()
+        self._drain.join(5)
+        self.log.write_text("".join(self.tail))
+        return result

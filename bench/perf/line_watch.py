@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,7 +73,11 @@ def control(route: str, body: dict[str, str]) -> None:
 def failed(runtime: Runtime, what: str) -> bool:
     """Say which step of a run failed, with the stop output's state then."""
     estop = runtime.get("api/v1/status")["estop"]
-    print(f"bench perf: safety fault run failed: {what} ({estop['phase']}: {estop['reason']})", flush=True)
+    print(
+        f"bench perf: safety fault run failed: {what} ({estop['phase']}: {estop['reason']})",
+        file=sys.stderr,
+        flush=True,
+    )
     return False
 
 
@@ -81,5 +86,7 @@ def outcome(attempt: Callable[[], bool]) -> bool:
     try:
         return attempt()
     except (OSError, RuntimeError, ValueError, KeyError, subprocess.SubprocessError) as exc:
-        print(f"bench perf: safety fault run failed: {type(exc).__name__}: {exc}", flush=True)
+        print(
+            f"bench perf: safety fault run failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True
+        )
         return False

@@ -26,11 +26,11 @@ from typing import Any
 
 from appliance.safety import protocol
 from appliance.safety.protocol import Kind
-from bench.harness import faketime
 from bench.harness.runtime import Runtime, credential, start_runtime, stop_runtime
 from bench.harness.supervisor import supervisor
 from bench.perf import safety_clock
 from bench.perf.line_watch import held_down, line_level, outcome, reset, tripped
+from bench.perf.needs import FAKETIME, ROOT
 
 CONFIG = '[http]\nlisten = "127.0.0.1:0"\n[safety]\nsupervisor = "{mode}"\n'
 CONFIG += 'stop_line = {{ gpio = "mock", line = "STOP" }}\n'
@@ -188,15 +188,15 @@ class _Client:
 def run(runs: int, folder: Path) -> dict[str, Any]:
     results: dict[str, list[bool]] = {}
     skipped: dict[str, str] = {}
-    if os.geteuid() == 0:
+    if ROOT.present():
         results["storage:full"] = _storage_under_runtime("full", runs, folder)
         results["storage:read-only"] = _read_only(runs, folder)
     else:
-        skipped["storage:full"] = skipped["storage:read-only"] = "mounting a tmpfs needs root"
+        skipped["storage:full"] = skipped["storage:read-only"] = f"mounting a tmpfs needs root: {ROOT.reason}"
     results["storage:latch-dir"] = _storage_under_runtime("latch-dir", runs, folder)
     results |= {f"input:{k}": v for k, v in _inputs(runs, folder).items()}
-    if faketime.library() is None:
-        skipped["clock"] = "libfaketime is not installed (Debian package faketime)"
+    if not FAKETIME.present():
+        skipped["clock"] = FAKETIME.reason
     else:
         results |= {f"clock:{k}": v for k, v in safety_clock.run(runs, folder).items()}
     every = [ok for outcomes in results.values() for ok in outcomes]

@@ -28,6 +28,7 @@ from bench.harness.ports import free_port
 from bench.harness.runtime import start_runtime
 from bench.harness.worlds import example
 from bench.netshape import NetShapeUnavailable, ShapedLink
+from bench.perf.needs import IPROUTE2, ROOT
 from bench.upstream.broker import Mosquitto
 from bench.upstream.receiver import Receiver
 from bench.upstream.rig import RigSettings, SyncRig
@@ -150,7 +151,7 @@ def _faults(quick: bool) -> dict[str, Any]:
                 rig.broker.resume()
             rig.drain(120)
             runs["sigkill"] = rig.account() | {"kills": kills}
-        if not quick:
+        if not quick and ROOT.present() and IPROUTE2.present():  # the section's part that needs them
             with contextlib.suppress(NetShapeUnavailable), ShapedLink() as link:
                 (folder / "flap").mkdir()
                 settings = RigSettings(broker_host=link.upstream_ip, netns_prefix=link.exec_prefix)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.perf import runtime
+from bench.perf import flash
 from tests.image.bundles import make_bundle, make_pki, tiny_squashfs
 from tests.image.conftest import BOOT_TIMEOUT_S, Box, booted_and_good
 
@@ -171,8 +171,8 @@ print(json.dumps({
 }))
 """
 # The bench's reading of the WAL: the blocks of the database file the next checkpoint writes for the
-# window's frames (bench/perf/runtime.py measures the desk's figure the same way).
-WAL_READING = "\n\n".join(inspect.getsource(f) for f in (runtime._wal, runtime._blocks, runtime._owed))
+# window's frames (bench/perf/flash.py measures the desk's figure the same way).
+WAL_READING = "\n\n".join(inspect.getsource(f) for f in (flash._wal, flash._blocks, flash._owed))
 
 
 @pytest.mark.flash
