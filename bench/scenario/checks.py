@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.scenario.model import (
     Expectation,
+    InsightRaised,
     InsightRaisedAndCleared,
     NeverTripped,
     QcDecides,
@@ -53,7 +54,8 @@ def seen(samples: list[dict[str, Any]], events: list[dict[str, Any]], steps: lis
         wall0 = statistics.median(s["wall"] - s["t"] for s in timed)
         offset = statistics.median(s["wall"] - s["box_time"] for s in timed)
         for event in events:
-            event["t"] = round(event["ts"] + offset - wall0, 3)
+            if isinstance(event.get("ts"), int | float):
+                event["t"] = round(event["ts"] + offset - wall0, 3)
     return Seen(good, events, {s["name"]: s for s in steps if s.get("name")})
 
 
@@ -128,7 +130,7 @@ def restored_within(c: RestoredWithin, seen: Seen) -> Verdict:
         return Verdict(name, c.type, False, None, c.within_s, why)
     ok = [s["t"] for s in seen.samples if s["t"] >= t0 and (s.get("estop") or {}).get("state") == "ok"]
     if not ok:
-        last = next((s["estop"] for s in reversed(seen.samples) if s.get("estop")), {})
+        last: dict[str, Any] = next((s["estop"] for s in reversed(seen.samples) if s.get("estop")), {})
         return Verdict(name, c.type, False, None, c.within_s, f"still tripped: {last.get('reason')}")
     took = round(ok[0] - t0, 3)
     return Verdict(
@@ -183,6 +185,22 @@ def sensors_ok(c: SensorsOk, seen: Seen) -> Verdict:
     return Verdict(c.name or c.type, c.type, not bad, len(bad), 0, why)
 
 
+def lists(sample: dict[str, Any], insight: str) -> bool:
+    """The sample lists the insight, by its id or its kind (`bus-garbage` for `bus-garbage:line-a`)."""
+    return any(i == insight or str(i).startswith(insight + ":") for i in sample["insights"])
+
+
+def insight_raised(c: InsightRaised, seen: Seen) -> Verdict:
+    name = c.name or c.type
+    t0, why = _after(seen, c.after)
+    if t0 is None:
+        return Verdict(name, c.type, False, None, c.within_s, why)
+    raised = next((s for s in seen.samples if s["t"] >= t0 and lists(s, c.insight)), None)
+    if raised is None:
+        return Verdict(name, c.type, False, None, c.within_s, f"{c.insight!r} was never listed")
+    return within(name, c.type, round(raised["t"] - t0, 3), c.within_s)
+
+
 def insight_raised_and_cleared(c: InsightRaisedAndCleared, seen: Seen) -> Verdict:
     name = c.name or c.type
     bound = {"raised_s": c.raised_within_s, "cleared_s": c.cleared_within_s}
@@ -192,7 +210,7 @@ def insight_raised_and_cleared(c: InsightRaisedAndCleared, seen: Seen) -> Verdic
         return Verdict(name, c.type, False, None, bound, why or why_clear)
 
     def listed(s: dict[str, Any]) -> bool:
-        return any(i == c.insight or str(i).startswith(c.insight + ":") for i in s["insights"])
+        return lists(s, c.insight)
 
     raised = next((s for s in seen.samples if s["t"] >= t_from and listed(s)), None)
     if raised is None:
@@ -230,6 +248,7 @@ JUDGES: dict[type[Any], Callable[[Any, Seen], Verdict]] = {
     StaleThenRecovered: stale_then_recovered,
     SensorsOk: sensors_ok,
     InsightRaisedAndCleared: insight_raised_and_cleared,
+    InsightRaised: insight_raised,
     QcDecides: qc_decides,
 }
 

@@ -35,9 +35,11 @@ def list_scenarios(out: TextIO) -> int:
     return 0
 
 
-def not_ready(status: dict[str, Any]) -> str:
+def not_ready(status: dict[str, Any], settle_s: float) -> str:
     """Why a box cannot start a scenario yet; "" when it can."""
     sample = reduce(status, local=False)
+    if (uptime := status.get("uptime_s") or 0.0) < settle_s:
+        return f"settling: up {uptime:.0f} s of {settle_s:g}"
     if sample["estop"] and sample["estop"]["state"] != "ok":
         return f"stop line {sample['estop']['state']}: {sample['estop']['reason']}"
     if sample["qc"] is not None and not sample["qc"]["frames"]:
@@ -46,12 +48,16 @@ def not_ready(status: dict[str, Any]) -> str:
     return f"sensors not ok: {', '.join(bad)}" if bad else ""
 
 
-def wait_ready(box: Box, timeout: float = READY_S) -> str:
-    deadline, why = time.monotonic() + timeout, "no answer"
+def wait_ready(box: Box, settle_s: float, timeout: float = READY_S) -> str:
+    deadline, why = time.monotonic() + timeout + settle_s, "no answer"
     while time.monotonic() < deadline:
         try:
             code, status = request(box.url + "api/v1/status", token=box.token)
-            why = not_ready(status) if code == 200 and isinstance(status, dict) else f"status answered {code}"
+            why = (
+                not_ready(status, settle_s)
+                if code == 200 and isinstance(status, dict)
+                else f"status answered {code}"
+            )
         except OSError as exc:
             why = f"no answer: {exc}"
         if not why:
@@ -93,7 +99,8 @@ def play(scenario: Scenario, box: Box, scale: float, out: TextIO) -> tuple[Sampl
             next_progress += PROGRESS_S
             with sampler.lock:
                 looked = seen(list(sampler.samples), [dict(e) for e in sampler.events], done)
-            failures = sum(not d["ok"] for d in done) + sum(not v.held for v in judge(invariants, looked))
+            broken = judge(invariants, looked) if looked.samples else []
+            failures = sum(not d["ok"] for d in done) + sum(not v.held for v in broken)
             print(
                 f"[{t:6.1f}/{duration:.0f} s] {progress(sampler.latest())}; failures so far: {failures}",
                 file=out,
@@ -152,7 +159,7 @@ def run_scenario(
         with the_box(scenario, target, control, report / "box") as box:
             result["box"] = box.url
             print(f"box at {box.url}; waiting until it is ready", file=out, flush=True)
-            if why := wait_ready(box):
+            if why := wait_ready(box, scenario.settle_s):
                 raise RuntimeError(f"the box did not get ready within {READY_S:g} s: {why}")
             sampler, done = play(scenario, box, scale, out)
             samples, events = sampler.samples, sampler.events

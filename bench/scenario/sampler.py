@@ -3,6 +3,7 @@ need, and its events as they are recorded."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any
@@ -104,6 +105,8 @@ class Sampler:
             self._events()
         except OSError as exc:  # the box did not answer: a gap in the timeline, said as such
             sample = {"t": round(t, 3), "wall": wall, "error": str(exc)}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # an answer of another shape
+            sample = {"t": round(t, 3), "wall": wall, "error": f"unreadable status: {exc!r}"}
         with self.lock:
             self.samples.append(sample)
         return sample
@@ -121,7 +124,8 @@ class Sampler:
 
     def skip_old_events(self) -> None:
         """Events recorded before the scenario began are not its own."""
-        self._events()
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            self._events()
         with self.lock:
             self.events.clear()
 

@@ -57,7 +57,7 @@ def perform(step: Step, box: Box) -> dict[str, Any]:
         return {**done, "ok": False, "error": f"no admin credential (set {CREDENTIAL_ENV})"}
     try:
         code, answer = request(url, body, token=box.token if isinstance(step, EstopStep) else None)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # nothing listening, or an address that is none
         return {**done, "ok": False, "error": f"no answer: {exc}"}
     done["code"] = code
     if code != 200:

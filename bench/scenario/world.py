@@ -19,6 +19,7 @@ from bench.harness.watched import Run
 from bench.scenario.model import World
 
 CAMERA_TABLE = "[[bench.cameras]]"
+TCP_SLAVE = "[[bench.modbus_tcp]]\n"
 START_S = 60.0  # from the spawn to the status page answering: a loaded machine takes a while
 CREDENTIAL_ENV = "BENCH_ADMIN_CREDENTIAL"  # the admin credential of a box given by --target
 
@@ -43,11 +44,15 @@ def toml_value(value: object) -> str:
 
 
 def edit_world(world: World) -> Callable[[str], str]:
-    """The change to the config's text that gives the camera the scenario's settings. The camera is the
-    world's last table, so its keys are replaced at the end of the text."""
+    """The change to the config's text that gives the camera and the Modbus TCP slaves the scenario's
+    settings. The camera is the world's last table, so its keys are replaced at the end of the text."""
     changes = world.camera.model_dump(exclude_none=True)
 
     def edit(text: str) -> str:
+        if world.holes is not None:
+            if TCP_SLAVE not in text:
+                raise RuntimeError(f"the bench world has no {TCP_SLAVE.strip()} any more")
+            text = text.replace(TCP_SLAVE, f'{TCP_SLAVE}holes = "{world.holes}"\n')
         if not changes:
             return text
         head, table, tail = text.rpartition(CAMERA_TABLE)

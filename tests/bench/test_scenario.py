@@ -86,7 +86,7 @@ def test_a_bad_scenario_is_refused_saying_the_file_and_the_key(
 ) -> None:
     path = tmp_path / "bad.toml"
     old, new = change
-    path.write_text(GOOD.replace(old, new, 1) if old else GOOD + new)
+    path.write_text(GOOD.replace(old, new, 1) if old else new + GOOD)
     with pytest.raises(ConfigError) as refused:
         load_scenario(path)
     assert any(line.startswith(f"{path}: ") and expected in line for line in refused.value.lines), (
@@ -96,7 +96,7 @@ def test_a_bad_scenario_is_refused_saying_the_file_and_the_key(
 
 def test_the_command_refuses_a_bad_file_or_name_with_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text(GOOD + "colour = 1\n")
+    path.write_text("colour = 1\n" + GOOD)
     refused = bench(str(path))
     assert refused.returncode == 2 and f"{path}: colour: unknown key" in refused.stderr
     unknown = bench("no-such-scenario")
@@ -260,7 +260,7 @@ def run_quick(name: str, report: Path) -> tuple[subprocess.CompletedProcess[str]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["normal-shift", "defect-burst", "flapping-slave"])
+@pytest.mark.parametrize("name", ["normal-shift", "defect-burst", "flapping-slave", "babbling-slave"])
 def test_a_shipped_scenario_passes_quick_against_appliance_run(tmp_path: Path, name: str) -> None:
     done, report = run_quick(name, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -284,7 +284,7 @@ def test_a_scenario_that_cannot_hold_fails_with_exit_1_and_says_which_and_why(tm
     )
     box = tmp_path / "box"
     box.mkdir()
-    no_crack = World(camera=CameraWorld(weights={"scratch": 1.0}))  # only our trip can trip it
+    no_crack = World(holes="zero", camera=CameraWorld(weights={"scratch": 1.0}))  # only our trip trips
     run = Run(box, broker=False, edit=edit_world(no_crack))
     try:
         assert run.wait_until(lambda _: True, timeout=60), (box / "appliance.log").read_text()[-2000:]
