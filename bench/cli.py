@@ -42,6 +42,19 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these sections (qc, modbus, safety, store, sync, runtime, security); default: all",
     )
     perf.add_argument("--only", default="", metavar="SECTION[,SECTION]", help="the same, comma-separated")
+    scenario = commands.add_parser(
+        "scenario", help="run a named scenario against a box and judge its expectations (docs/bench.md)"
+    )
+    scenario.add_argument("name", nargs="?", help="a shipped scenario (see --list) or a scenario file")
+    scenario.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
+    scenario.add_argument("--target", help="the status page of a running box (default: start a fresh one)")
+    scenario.add_argument(
+        "--control",
+        default="http://127.0.0.1:15099/",
+        help="the bench world's fault API, with --target (default: http://127.0.0.1:15099/)",
+    )
+    scenario.add_argument("--report", type=Path, help="folder for report.json (default: ./scenario-NAME)")
+    scenario.add_argument("--quick", action="store_true", help="the short form (under a minute)")
     upstream = commands.add_parser(
         "upstream",
         help="receive the appliance's batches over MQTT and HTTP(S) into a ledger, or report on it",
@@ -59,6 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "upstream":
         return run_upstream(args)
+    if args.command == "scenario":
+        from bench.scenario.runner import list_scenarios, run_scenario
+
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+        if args.list:
+            return list_scenarios(sys.stdout)
+        if not args.name:
+            scenario.error("give a scenario's NAME, or --list")
+        return run_scenario(args.name, args.target, args.control, args.report, args.quick)
     if args.command == "perf":
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)

@@ -9,6 +9,7 @@ Targets are a TCP slave's name, an RTU slave as `<line>/<unit>`, or a line's nam
     POST /disconnect {"target": "press-1"}         drop the TCP connections of a slave
     POST /unplug {"target": "line-a"}, POST /plug_in {"target": "line-a"}   the appliance's end of a line
     POST /camera {"target": "line-cam", "action": "freeze"}   a camera: freeze, resume, drop
+    POST /camera/burst {"target": "line-cam", "label": "crack", "parts": 5}   the next parts all defective
     POST /serial {"target": "air", "action": "garbage"}   a serial sensor: garbage, bad_checksum,
                                                    truncated, overrange, silence, resume, unplug, replug
 """
@@ -167,6 +168,23 @@ def build_app(board: FaultBoard) -> Starlette:
             "replug": sensor.replug,
         }
 
+    async def camera_burst(request: Request) -> Response:
+        try:
+            body = await _body(request)
+        except ValueError as exc:
+            return _error(str(exc))
+        cam = board.cameras.get(body["target"])
+        if cam is None:
+            return _error(f"no camera {body['target']!r}")
+        label, parts = body.get("label"), body.get("parts", 5)
+        if not isinstance(label, str) or isinstance(parts, bool) or not isinstance(parts, int):
+            return _error('a burst is {"label": LABEL, "parts": N}')
+        try:
+            first, last = cam.conveyor.burst(label, parts)
+        except ValueError as exc:
+            return _error(str(exc))
+        return JSONResponse({"parts": [first, last]})
+
     camera = action_route("camera", camera_actions)
     serial = action_route("serial sensor", serial_actions)
 
@@ -174,6 +192,7 @@ def build_app(board: FaultBoard) -> Starlette:
         routes=[
             Route("/serial", serial, methods=["POST"]),
             Route("/camera", camera, methods=["POST"]),
+            Route("/camera/burst", camera_burst, methods=["POST"]),
             Route("/faults", get_faults, methods=["GET"]),
             Route("/faults", set_faults, methods=["POST"]),
             Route("/faults/clear", clear, methods=["POST"]),

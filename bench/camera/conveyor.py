@@ -81,6 +81,8 @@ class Conveyor:
         weights = dict(s.weights) if s.weights else dict.fromkeys(DEFECTS, 1.0)
         total = sum(weights.values())
         self._defect_p = [weights.get(label, 0.0) / total for label in DEFECTS]
+        # parts [first, last) that carry one label whatever the dice say: a burst ordered while it runs
+        self._burst: tuple[int, int, str] = (0, 0, "ok")
 
     def label(self, index: int) -> str:
         return self.part(index).label
@@ -91,10 +93,22 @@ class Conveyor:
             rng = np.random.default_rng([self.settings.seed, index])
             defective = rng.random() < self.settings.defect_rate
             label = str(rng.choice(DEFECTS, p=self._defect_p)) if defective else "ok"
+            first, last, forced = self._burst
+            if first <= index < last:
+                label = forced
             self._parts[index] = make_part(rng, label)
             for old in [i for i in self._parts if i < index - 8]:  # parts only ever come back while in view
                 del self._parts[old]
         return self._parts[index]
+
+    def burst(self, label: str, parts: int) -> tuple[int, int]:
+        """The next `parts` parts not yet in view all carry `label` (a batch of bad stock); their numbers.
+        One tuple is swapped in, so the camera's worker thread sees the old burst or the new one whole."""
+        if label not in LABELS or parts < 1:
+            raise ValueError(f"a burst is at least one part of one of {', '.join(LABELS)}")
+        first = max(list(self._parts), default=-1) + 1  # a part already made keeps its looks
+        self._burst = (first, first + parts, label)
+        return first, first + parts
 
     def position(self, index: int, counter: int) -> float:
         """x in pixels of part `index`'s nominal position in frame `counter`; the belt runs left to right."""

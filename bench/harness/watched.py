@@ -25,13 +25,21 @@ EXIT_WAIT_S = 30.0  # a stop that takes longer is a hang: the run is killed and 
 
 class Run:
     """One `appliance run`, watched from outside, on folder/appliance.toml and folder/data. Its log goes to
-    folder/appliance.log, or to `stderr` when given (subprocess.PIPE: the caller reads it)."""
+    folder/appliance.log, or to `stderr` when given (subprocess.PIPE: the caller reads it). `edit` changes
+    the config's text before the start (a scenario's world)."""
 
-    def __init__(self, folder: Path, broker: bool, stderr: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        broker: bool,
+        stderr: int | None = None,
+        edit: Callable[[str], str] | None = None,
+    ) -> None:
         self.port = port_below_ephemeral()
         self.config = folder / "appliance.toml"
         text, moved = world_config(self.port, broker, folder / "world")
-        self.config.write_text(text)
+        self.config.write_text(edit(text) if edit is not None else text)
+        self.data = folder / "data"
         self.control = f"http://127.0.0.1:{moved[CONTROL_PORT]}/"
         self.broker = str(folder / "world" / "broker" / "mosquitto.conf")
         self.status_url = f"http://127.0.0.1:{self.port}/api/v1/status"
@@ -41,7 +49,7 @@ class Run:
             log: int | IO[str] = stack.enter_context(open(self.log, "w")) if stderr is None else stderr
             self.began = time.monotonic()
             self.proc = subprocess.Popen(
-                [*command, "--data-dir", str(folder / "data")],
+                [*command, "--data-dir", str(self.data)],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 start_new_session=True,  # a signal to the harness's group does not reach it
