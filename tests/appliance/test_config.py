@@ -141,15 +141,20 @@ def test_file_problems_are_config_errors(tmp_path: Path) -> None:
         assert caught.value.lines[0].startswith(f"{path}: {expected}"), caught.value.lines
 
 
-def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+def appliance_command(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m appliance ARGS` from the repository, its output captured, bounded in time."""
     return subprocess.run(
-        [sys.executable, "-m", "appliance", "check-config", str(path)],
+        [sys.executable, "-m", "appliance", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
         check=False,
         timeout=60,
     )
+
+
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return appliance_command("check-config", str(path))
 
 
 def test_check_config_accepts_a_valid_file() -> None:

@@ -10,8 +10,6 @@ import io
 import json
 import math
 import os
-import subprocess
-import sys
 import tomllib
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
@@ -27,8 +25,8 @@ from appliance.config.loader import DEFAULT_CONFIG, ConfigError, load_config
 from appliance.safety.settings import SettingsError, read_settings
 from appliance.tomlfile import MAX_CONFIG_BYTES, MAX_DEPTH
 from bench.config import load_bench_config
+from tests.appliance.test_config import appliance_command
 from tests.appliance.test_config import check_config as subprocess_check
-from tests.conftest import ROOT
 
 TempPaths = pytest.TempPathFactory
 
@@ -337,23 +335,9 @@ def test_check_config_and_run_exit_2_without_a_traceback(tmp_path: Path, text: s
     assert result.stderr.startswith(f"{path}: ")
     assert len(result.stderr.splitlines()) == 1
     data = tmp_path / "data"
-    run = subprocess.run(
-        [sys.executable, "-m", "appliance", "run", "--config", str(path), "--data-dir", str(data)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-        timeout=60,
-    )
+    run = appliance_command("run", "--config", str(path), "--data-dir", str(data))
     assert (run.returncode, run.stderr) == (2, result.stderr)
     assert not data.exists()
-    supervisor = subprocess.run(
-        [sys.executable, "-m", "appliance", "safety", "--config", str(path), "--data-dir", str(data)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-        timeout=60,
-    )
+    supervisor = appliance_command("safety", "--config", str(path), "--data-dir", str(data))
     assert (supervisor.returncode, supervisor.stderr) == (2, result.stderr)
     assert not data.exists()
